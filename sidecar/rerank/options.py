@@ -1,0 +1,130 @@
+"""Reranker engine options: one frozen value object, filled from RESCORE_<FIELD> by config.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+BACKENDS = ("cross-encoder", "torch", "onnx", "quanto", "remote")
+LM_BACKENDS = ("torch", "onnx", "quanto")
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+QUANTIZATIONS = {
+    "cross-encoder": ("auto", "none"),
+    "torch": ("auto", "none"),
+    "onnx": ("auto", "int8", "none"),
+    "quanto": ("auto", "int8", "fp8"),
+    "remote": ("auto", "none"),
+}
+REMOTE_APIS = ("vllm", "tei", "cohere")
+DEFAULT_LM_MODEL = "Qwen/Qwen3-Reranker-8B"
+DEFAULT_INSTRUCTION = "Given a web search query, retrieve relevant passages that answer the query"
+
+
+class OptionsError(ValueError):
+    """An invalid reranker option; the message names the field and its RESCORE_ variable."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RerankerOptions:
+    """Validated settings of the rerank engine (backend, model, batching, cache, remote)."""
+
+    # Scoring backend: cross-encoder (CPU default) | torch | onnx | quanto | remote.
+    backend: str = "cross-encoder"
+    # Hub id or local directory; "" = backend default (bundled MiniLM or Qwen/Qwen3-Reranker-8B).
+    model: str = ""
+    # Hub revision (branch, tag or commit) of the model; "" = main.
+    revision: str = ""
+    # Device: auto (cuda when available) | cpu | cuda.
+    device: str = "auto"
+    # Weights dtype: auto (fp32 on CPU, bf16 on GPU) | float32 | bfloat16 | float16.
+    dtype: str = "auto"
+    # Quantization: onnx int8|none, quanto int8|fp8; auto = int8 for both, none otherwise.
+    quantization: str = "auto"
+    # Maximum prompt length in tokens for causal-LM rerankers (cross-encoders use their own, 512).
+    max_length: int = 8192
+    # Padded tokens per batch (longest sequence x batch size) the scheduler may send at once.
+    token_budget: int = 16384
+    # Maximum number of pairs in one batch.
+    max_batch_size: int = 64
+    # LRU score cache entries; 0 disables the cache.
+    cache_size: int = 20000
+    # Maximum pending pairs in the scheduler queue before requests are refused as overloaded.
+    queue_size: int = 4096
+    # Default task instruction of the Qwen3-Reranker prompt (requests may override it).
+    instruction: str = DEFAULT_INSTRUCTION
+    # Where exported/quantized ONNX models are cached, keyed by model, revision and quantization.
+    onnx_cache_dir: str = "~/.cache/rescore-sidecar/onnx"
+    # Base URL of the remote rerank server (remote backend only), e.g. http://127.0.0.1:8000.
+    remote_url: str = ""
+    # Remote request shape: vllm (/score) | tei (/rerank) | cohere (/v1/rerank).
+    remote_api: str = "vllm"
+    # Timeout of one remote HTTP call in seconds.
+    remote_timeout_s: float = 10.0
+    # CPU threads for torch/onnxruntime; 0 = library default.
+    num_threads: int = 0
+    # Reuse the prompt+instruction+query KV cache across a query's documents (torch backend).
+    shared_prefix: bool = False
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise OptionsError naming the first invalid field."""
+        _check_choice("backend", self.backend, BACKENDS)
+        _check_choice("device", self.device, DEVICES)
+        _check_choice("dtype", self.dtype, DTYPES)
+        _check_choice("quantization", self.quantization, QUANTIZATIONS[self.backend])
+        _check_choice("remote_api", self.remote_api, REMOTE_APIS)
+        for name in ("max_length", "token_budget", "max_batch_size"):
+            _check_min(name, getattr(self, name), 1)
+        for name in ("cache_size", "num_threads"):
+            _check_min(name, getattr(self, name), 0)
+        _check_min("queue_size", self.queue_size, 1)
+        if self.max_length < 64:
+            raise OptionsError(f"max_length (RESCORE_MAX_LENGTH) must be >= 64, got {self.max_length}")
+        if self.token_budget < self.max_length and self.backend in LM_BACKENDS:
+            raise OptionsError(
+                f"token_budget (RESCORE_TOKEN_BUDGET) must be >= max_length ({self.max_length}), "
+                f"got {self.token_budget}"
+            )
+        if self.remote_timeout_s <= 0:
+            raise OptionsError(f"remote_timeout_s (RESCORE_REMOTE_TIMEOUT_S) must be > 0, got {self.remote_timeout_s}")
+        if self.backend == "remote" and not self.remote_url:
+            raise OptionsError("remote_url (RESCORE_REMOTE_URL) is required with backend=remote")
+        if not self.instruction.strip():
+            raise OptionsError("instruction (RESCORE_INSTRUCTION) must not be empty")
+
+    @property
+    def is_causal_lm(self) -> bool:
+        """Whether the backend runs a Qwen3-style yes/no causal-LM reranker."""
+        return self.backend in LM_BACKENDS
+
+    @property
+    def resolved_model(self) -> str:
+        """Return the model id or path, applying the backend default for "" (cross-encoder: "")."""
+        if self.model:
+            return self.model
+        return DEFAULT_LM_MODEL if self.is_causal_lm else ""
+
+    @property
+    def resolved_quantization(self) -> str:
+        """Return the effective quantization: int8 for onnx/quanto on auto, none otherwise."""
+        if self.quantization != "auto":
+            return self.quantization
+        return "int8" if self.backend in ("onnx", "quanto") else "none"
+
+    @property
+    def onnx_cache_path(self) -> Path:
+        """Return onnx_cache_dir with ~ expanded."""
+        return Path(self.onnx_cache_dir).expanduser()
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise OptionsError(f"{name} (RESCORE_{name.upper()}) must be one of {list(choices)}, got {value!r}")
+
+
+def _check_min(name: str, value: int, minimum: int) -> None:
+    if value < minimum:
+        raise OptionsError(f"{name} (RESCORE_{name.upper()}) must be >= {minimum}, got {value}")

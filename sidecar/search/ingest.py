@@ -1,0 +1,124 @@
+"""Bulk-index a BEIR-layout corpus.jsonl with embeddings, reporting rejected lines."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from opensearchpy import OpenSearch, helpers
+
+log = logging.getLogger(__name__)
+
+_RESERVED = {"_id", "title", "text", "embedding", "doc_id"}
+
+
+class Embedder(Protocol):
+    def embed_documents(self, texts: list[str]): ...
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """A corpus line that was not indexed, and why."""
+
+    line: int
+    reason: str
+
+
+@dataclass
+class IngestReport:
+    """Counts and rejections of one ingest run."""
+
+    indexed: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def document_text(doc: dict) -> str:
+    """Return the text that represents a document for embedding (title, then body)."""
+    title = (doc.get("title") or "").strip()
+    text = (doc.get("text") or "").strip()
+    return f"{title}\n{text}" if title else text
+
+
+def parse_corpus(lines: Iterable[str]) -> Iterator[tuple[int, dict | Rejection]]:
+    """Yield (line number, source document or Rejection) for each non-blank line."""
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            yield number, Rejection(number, f"bad JSON: {exc.msg} at column {exc.colno}")
+            continue
+        if not isinstance(record, dict):
+            yield number, Rejection(number, "line is not a JSON object")
+            continue
+        doc_id = record.get("_id")
+        if not isinstance(doc_id, (str, int)) or str(doc_id) == "":
+            yield number, Rejection(number, "missing _id")
+            continue
+        text = record.get("text")
+        if not isinstance(text, str) or not text.strip():
+            yield number, Rejection(number, f"missing text for _id={doc_id}")
+            continue
+        title = record.get("title")
+        source = {"doc_id": str(doc_id), "title": title if isinstance(title, str) else "", "text": text}
+        attributes = {k: v for k, v in record.items() if k not in _RESERVED}
+        metadata = attributes.pop("metadata", None)
+        if isinstance(metadata, dict):
+            attributes.update(metadata)
+        if attributes:
+            source["attributes"] = attributes
+        yield number, source
+
+
+def ingest(client: OpenSearch, index: str, lines: Iterable[str], *, embedder: Embedder | None,
+           batch_size: int = 64, progress=None, refresh: bool = True) -> IngestReport:
+    """Index every valid line (id = corpus _id, so re-running overwrites); collect rejections."""
+    report = IngestReport()
+    started = time.perf_counter()
+    batch: list[tuple[int, dict]] = []
+
+    def flush() -> None:
+        if not batch:
+            return
+        if embedder is not None:
+            vectors = embedder.embed_documents([document_text(doc) for _, doc in batch])
+            for (_, doc), vector in zip(batch, vectors):
+                doc["embedding"] = vector.tolist()
+        actions = [{"_index": index, "_id": doc["doc_id"], "_source": doc} for _, doc in batch]
+        for (number, _), (ok, item) in zip(batch, helpers.streaming_bulk(
+                client, actions, chunk_size=len(actions), raise_on_error=False, max_retries=2)):
+            if ok:
+                report.indexed += 1
+            else:
+                error = next(iter(item.values())).get("error")
+                report.rejected.append(Rejection(number, f"rejected by OpenSearch: {error}"))
+        if progress is not None:
+            progress.update(len(batch))
+        batch.clear()
+
+    for number, parsed in parse_corpus(lines):
+        if isinstance(parsed, Rejection):
+            report.rejected.append(parsed)
+            continue
+        batch.append((number, parsed))
+        if len(batch) >= batch_size:
+            flush()
+    flush()
+    if refresh:
+        client.indices.refresh(index=index)
+    report.seconds = time.perf_counter() - started
+    log.info("ingest index=%s indexed=%d rejected=%d seconds=%.1f", index, report.indexed,
+             len(report.rejected), report.seconds)
+    return report
+
+
+def count_lines(path: Path) -> int:
+    """Count non-blank lines (for a progress bar total)."""
+    with path.open("rb") as fh:
+        return sum(1 for line in fh if line.strip())

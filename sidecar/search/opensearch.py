@@ -1,0 +1,116 @@
+"""The only module that talks to OpenSearch: a structured client and a raw pass-through gateway."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import requests
+from opensearchpy import OpenSearch
+
+log = logging.getLogger(__name__)
+
+# Hop-by-hop headers (RFC 9110 §7.6.1) and those the HTTP stack recomputes; never forwarded.
+_HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+    "transfer-encoding", "upgrade", "host", "content-length",
+})
+
+
+class OpenSearchUnavailable(RuntimeError):
+    """OpenSearch could not be reached (connection refused, DNS, timeout)."""
+
+
+@dataclass(frozen=True)
+class RawResponse:
+    """An OpenSearch HTTP response, body bytes as sent (possibly compressed)."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConnectionInfo:
+    """Where and how to reach OpenSearch."""
+
+    url: str
+    user: str = ""
+    password: str = ""
+    verify_certs: bool = True
+    timeout_s: float = 30.0
+
+    @property
+    def auth(self) -> tuple[str, str] | None:
+        return (self.user, self.password) if self.user else None
+
+
+def make_client(info: ConnectionInfo) -> OpenSearch:
+    """Build an opensearch-py client for structured calls (installer, ingest, search flow)."""
+    return OpenSearch(
+        hosts=[info.url],
+        http_auth=info.auth,
+        verify_certs=info.verify_certs if info.url.startswith("https") else False,
+        ssl_show_warn=False,
+        timeout=info.timeout_s,
+        http_compress=False,
+    )
+
+
+class OpenSearchGateway:
+    """Forward raw HTTP requests to the one configured OpenSearch, byte for byte."""
+
+    def __init__(self, info: ConnectionInfo) -> None:
+        self._base = info.url.rstrip("/")
+        self._info = info
+        self._session = requests.Session()
+        self._session.trust_env = False  # never route through a proxy picked up from the environment
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64, max_retries=0)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+
+    def url_for(self, path: str) -> str:
+        """Join a request path to the configured base URL (never to another host)."""
+        return f"{self._base}/{path.lstrip('/')}"
+
+    def forward(self, method: str, path: str, query_string: bytes, headers: list[tuple[str, str]],
+                body: bytes) -> RawResponse:
+        """Send one request to OpenSearch and return its response without decoding the body."""
+        url = self.url_for(path)
+        if query_string:
+            url = f"{url}?{query_string.decode('latin-1')}"
+        out_headers = {k: v for k, v in headers if k.lower() not in _HOP_BY_HOP}
+        # requests adds "Accept-Encoding: gzip" by default; only ask for what the client asked for.
+        out_headers.setdefault("Accept-Encoding", "identity")
+        if self._info.user and not any(k.lower() == "authorization" for k in out_headers):
+            auth = self._info.auth
+        else:
+            auth = None
+        started = time.perf_counter()
+        try:
+            resp = self._session.request(
+                method, url, data=body or None, headers=out_headers, auth=auth, stream=True,
+                timeout=self._info.timeout_s,
+                verify=self._info.verify_certs if url.startswith("https") else True,
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            raise OpenSearchUnavailable(f"{type(exc).__name__} talking to OpenSearch at {self._base}") from exc
+        try:
+            raw = resp.raw.read(decode_content=False)
+        finally:
+            resp.close()
+        kept = [(k, v) for k, v in resp.raw.headers.items() if k.lower() not in _HOP_BY_HOP]
+        log.debug("forward method=%s path=%s status=%d ms=%.1f", method, path, resp.status_code,
+                  (time.perf_counter() - started) * 1000)
+        return RawResponse(status=resp.status_code, headers=kept, body=raw)
+
+    def ping(self) -> bool:
+        """Return whether the cluster answers its root endpoint."""
+        try:
+            return self.forward("GET", "/", b"", [], b"").status == 200
+        except OpenSearchUnavailable:
+            return False
+
+    def close(self) -> None:
+        self._session.close()

@@ -1,0 +1,76 @@
+"""Install the index mapping, stored search templates and search pipelines from es_templates/."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from opensearchpy import OpenSearch
+
+log = logging.getLogger(__name__)
+
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "es_templates"
+TEMPLATE_SUFFIX = ".mustache.json"
+
+# Search mode -> (stored template id, search pipeline or None). The evaluation and the
+# search flow use these names; the files in es_templates/ define them.
+MODES: dict[str, tuple[str, str | None]] = {
+    "bm25": ("rescore-bm25", None),
+    "knn": ("rescore-knn", None),
+    "hybrid": ("rescore-hybrid", "rescore-hybrid-minmax"),
+    "hybrid-rrf": ("rescore-hybrid", "rescore-hybrid-rrf"),
+}
+
+
+@dataclass(frozen=True)
+class InstallReport:
+    """What install() did: index created or kept, templates and pipelines written."""
+
+    index_created: bool
+    templates: list[str]
+    pipelines: list[str]
+
+
+def stored_templates(directory: Path = TEMPLATES_DIR) -> dict[str, str]:
+    """Return {template id: mustache source} for every search/*.mustache.json file."""
+    return {
+        path.name[: -len(TEMPLATE_SUFFIX)]: path.read_text()
+        for path in sorted((directory / "search").glob(f"*{TEMPLATE_SUFFIX}"))
+    }
+
+
+def pipelines(directory: Path = TEMPLATES_DIR) -> dict[str, dict]:
+    """Return {pipeline id: body} for every pipelines/*.json search pipeline."""
+    return {p.stem: json.loads(p.read_text()) for p in sorted((directory / "pipelines").glob("*.json"))}
+
+
+def index_body(directory: Path = TEMPLATES_DIR, *, dimension: int | None = None) -> dict:
+    """Return the document index settings and mappings, optionally with another vector size."""
+    body = json.loads((directory / "index" / "documents.json").read_text())
+    if dimension is not None:
+        body["mappings"]["properties"]["embedding"]["dimension"] = dimension
+    return body
+
+
+def install(client: OpenSearch, index: str | None = None, *, recreate: bool = False,
+            dimension: int | None = None, directory: Path = TEMPLATES_DIR) -> InstallReport:
+    """Put templates and pipelines in place (idempotent); create `index` if given and absent."""
+    created = False
+    if index:
+        exists = client.indices.exists(index=index)
+        if exists and recreate:
+            client.indices.delete(index=index)
+            exists = False
+        if not exists:
+            client.indices.create(index=index, body=index_body(directory, dimension=dimension))
+            created = True
+    templates = stored_templates(directory)
+    for template_id, source in templates.items():
+        client.put_script(id=template_id, body={"script": {"lang": "mustache", "source": source}})
+    pipes = pipelines(directory)
+    for pipeline_id, body in pipes.items():
+        client.transport.perform_request("PUT", f"/_search/pipeline/{pipeline_id}", body=body)
+    log.info("installed index=%s created=%s templates=%s pipelines=%s", index, created,
+             ",".join(templates), ",".join(pipes))
+    return InstallReport(index_created=created, templates=list(templates), pipelines=list(pipes))

@@ -1,0 +1,133 @@
+"""Shared fixtures: a real OpenSearch process, the demo index, and a real sidecar process."""
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_CORPUS = ROOT / "demo" / "corpus.jsonl"
+DEMO_INDEX = "demo-test"
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def free_port() -> int:
+    """Return a TCP port that is free on 127.0.0.1 right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(url: str, timeout_s: float, proc: subprocess.Popen | None = None) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before {url} answered")
+        try:
+            if requests.get(url, timeout=2).status_code < 500:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    raise TimeoutError(f"{url} did not answer within {timeout_s}s")
+
+
+@pytest.fixture(scope="session")
+def opensearch_url() -> str:
+    """A real single-node OpenSearch on a random free port, stopped at the end of the session.
+
+    Set RESCORE_TEST_OPENSEARCH_URL to reuse an already running cluster instead.
+    """
+    existing = os.environ.get("RESCORE_TEST_OPENSEARCH_URL")
+    if existing:
+        yield existing
+        return
+    port = free_port()
+    env = {**os.environ, "OPENSEARCH_PORT": str(port), "OPENSEARCH_TRANSPORT_PORT": str(free_port())}
+    script = str(ROOT / "scripts" / "opensearch.sh")
+    started = subprocess.run(["bash", script, "start"], env=env, capture_output=True, text=True)
+    if started.returncode != 0:
+        pytest.fail(f"OpenSearch did not start:\n{started.stdout}\n{started.stderr}")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        subprocess.run(["bash", script, "stop"], env=env, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session")
+def os_client(opensearch_url):
+    from opensearchpy import OpenSearch
+
+    return OpenSearch(hosts=[opensearch_url], timeout=60)
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from sidecar.embed import OnnxEmbedder
+
+    return OnnxEmbedder(query_prefix="Represent this sentence for searching relevant passages: ")
+
+
+@pytest.fixture(scope="session")
+def demo_index(os_client, embedder) -> str:
+    """The demo corpus indexed with embeddings, plus templates and pipelines installed."""
+    from sidecar.search.ingest import ingest
+    from sidecar.search.templates import install
+
+    install(os_client, DEMO_INDEX, recreate=True, dimension=embedder.dimension)
+    with DEMO_CORPUS.open() as fh:
+        report = ingest(os_client, DEMO_INDEX, fh, embedder=embedder)
+    assert report.indexed == 30 and not report.rejected
+    return DEMO_INDEX
+
+
+def start_sidecar(opensearch_url: str, **env_overrides: str) -> tuple[subprocess.Popen, str, Path]:
+    """Start the sidecar under gunicorn exactly as users do; return (process, URL, log path)."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "RESCORE_OPENSEARCH_URL": opensearch_url,
+        "RESCORE_PORT": str(port),
+        "RESCORE_HOST": "127.0.0.1",
+        **env_overrides,
+    }
+    log_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"rescore-sidecar-test-{port}.log"
+    log = log_path.open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "sidecar/gunicorn.conf.py", "sidecar.wsgi:app"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(f"{url}/health", 180, proc)
+    except Exception:
+        proc.kill()
+        raise RuntimeError(f"sidecar did not start:\n{log_path.read_text()[-4000:]}") from None
+    return proc, url, log_path
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def sidecar_url(opensearch_url) -> str:
+    """A real sidecar process (gunicorn) in front of the test OpenSearch."""
+    proc, url, _ = start_sidecar(opensearch_url)
+    try:
+        yield url
+    finally:
+        stop_process(proc)

@@ -1,0 +1,52 @@
+import json
+
+import pytest
+
+from sidecar.search.first_stage import UnknownMode, template_request
+from sidecar.search.templates import MODES, index_body, pipelines, stored_templates
+
+
+def test_every_mode_has_its_template_and_pipeline_files():
+    templates, pipes = stored_templates(), pipelines()
+    for mode, (template_id, pipeline) in MODES.items():
+        assert template_id in templates, mode
+        assert pipeline is None or pipeline in pipes, mode
+
+
+def test_index_body_has_lucene_hnsw_vector_and_dimension_override():
+    body = index_body(dimension=8)
+    vector = body["mappings"]["properties"]["embedding"]
+    assert vector["type"] == "knn_vector" and vector["dimension"] == 8
+    assert vector["method"]["engine"] == "lucene" and vector["method"]["name"] == "hnsw"
+    assert body["settings"]["index"]["knn"] is True
+
+
+def test_pipelines_are_normalization_and_rrf():
+    pipes = pipelines()
+    minmax = pipes["rescore-hybrid-minmax"]["phase_results_processors"][0]["normalization-processor"]
+    assert minmax["normalization"]["technique"] == "min_max"
+    assert sum(minmax["combination"]["parameters"]["weights"]) == pytest.approx(1.0)
+    rrf = pipes["rescore-hybrid-rrf"]["phase_results_processors"][0]["score-ranker-processor"]
+    assert rrf["combination"]["technique"] == "rrf"
+
+
+def test_template_request_per_mode():
+    body, query = template_request("bm25", "q", size=5, from_=10)
+    assert body == {"id": "rescore-bm25", "params": {"query_text": "q", "size": 5, "from": 10}}
+    assert query == {}
+    body, query = template_request("hybrid-rrf", "q", size=5, query_vector=[0.1, 0.2])
+    assert body["id"] == "rescore-hybrid" and body["params"]["query_vector"] == [0.1, 0.2]
+    assert body["params"]["k"] == 10
+    assert query == {"search_pipeline": "rescore-hybrid-rrf"}
+
+
+def test_template_request_rejects_unknown_mode_and_missing_vector():
+    with pytest.raises(UnknownMode, match="bm26"):
+        template_request("bm26", "q")
+    with pytest.raises(ValueError, match="query vector"):
+        template_request("knn", "q")
+
+
+def test_mapping_file_is_valid_json():
+    from sidecar.search.templates import TEMPLATES_DIR
+    json.loads((TEMPLATES_DIR / "index" / "documents.json").read_text())
