@@ -19,6 +19,8 @@ class Services:
 
     def __init__(self, settings: Settings) -> None:
         from sidecar.search.opensearch import ConnectionInfo, OpenSearchGateway, make_client
+        from sidecar.search.syntax import RerankDefaults
+        from sidecar.search.templates import TemplateInspector
 
         self.settings = settings
         self.connection = ConnectionInfo(
@@ -30,6 +32,15 @@ class Services:
         )
         self.gateway = OpenSearchGateway(self.connection)
         self.client = make_client(self.connection)
+        self.template_inspector = TemplateInspector(self.client)
+        self.rerank_defaults = RerankDefaults(
+            window_size=settings.rerank_window_size,
+            fields=settings.field_list,
+            fusion=settings.rerank_fusion,
+            weights=settings.weight_pair,
+            timeout_ms=settings.rerank_timeout_ms,
+            max_window=settings.max_window_size,
+        )
         self._lock = threading.Lock()
         self._embedder = None
         self._reranker = None
@@ -78,7 +89,7 @@ class Services:
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app: the only place where services are wired together."""
-    from sidecar.api import admin, proxy
+    from sidecar.api import admin, proxy, rerank_compat, rescore, search
     from sidecar.api.errors import register_error_handlers
 
     settings = settings or Settings.from_env()
@@ -89,6 +100,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["rescore"] = services
     register_error_handlers(app)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(rescore.bp)
+    app.register_blueprint(rerank_compat.bp)
+    app.register_blueprint(search.bp)
     app.register_blueprint(proxy.bp)  # last: its catch-all route must not shadow ours
     if settings.preload_model:
         try:

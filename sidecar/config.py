@@ -48,6 +48,14 @@ class Settings:
     embed_model_dir: str = ""
     # Text put before queries when embedding them (bge's retrieval instruction).
     embed_query_prefix: str = "Represent this sentence for searching relevant passages: "
+    # Rerank defaults for requests that leave them out (see README, "Asking for a rerank").
+    rerank_window_size: int = 50
+    rerank_fields: str = "title,text"
+    rerank_fusion: str = "linear"
+    rerank_weights: str = "0.5,0.5"
+    rerank_timeout_ms: int = 30000
+    # Largest window_size a request may ask for.
+    max_window_size: int = 1000
     # Load the reranker model at start-up (false: only when first used).
     preload_model: bool = True
     # Reranker engine options (RESCORE_BACKEND, RESCORE_MODEL, ...; see sidecar/rerank/options.py).
@@ -63,6 +71,29 @@ class Settings:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be >= 1")
         if self.opensearch_timeout_s <= 0:
             raise SettingsError(f"{ENV_PREFIX}OPENSEARCH_TIMEOUT_S must be > 0")
+        if self.rerank_fusion not in ("replace", "linear", "rrf"):
+            raise SettingsError(f"{ENV_PREFIX}RERANK_FUSION must be replace, linear or rrf")
+        if not 1 <= self.rerank_window_size <= self.max_window_size:
+            raise SettingsError(f"{ENV_PREFIX}RERANK_WINDOW_SIZE must be in 1..{ENV_PREFIX}MAX_WINDOW_SIZE")
+        if not self.field_list:
+            raise SettingsError(f"{ENV_PREFIX}RERANK_FIELDS must name at least one field")
+        try:
+            weights = tuple(float(w) for w in self.rerank_weights.split(","))
+        except ValueError:
+            weights = ()
+        if len(weights) != 2 or min(weights) < 0 or sum(weights) <= 0:
+            raise SettingsError(f"{ENV_PREFIX}RERANK_WEIGHTS must be two non-negative numbers, e.g. 0.5,0.5")
+
+    @property
+    def field_list(self) -> tuple[str, ...]:
+        """Return RESCORE_RERANK_FIELDS as a tuple of field names."""
+        return tuple(f.strip() for f in self.rerank_fields.split(",") if f.strip())
+
+    @property
+    def weight_pair(self) -> tuple[float, float]:
+        """Return RESCORE_RERANK_WEIGHTS as (first_stage, rerank)."""
+        first, rerank = (float(w) for w in self.rerank_weights.split(","))
+        return first, rerank
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,3 +75,39 @@ def install(client: OpenSearch, index: str | None = None, *, recreate: bool = Fa
     log.info("installed index=%s created=%s templates=%s pipelines=%s", index, created,
              ",".join(templates), ",".join(pipes))
     return InstallReport(index_created=created, templates=list(templates), pipelines=list(pipes))
+
+
+class TemplateInspector:
+    """Decide cheaply whether a search-template request may render a rerank block.
+
+    Rendering costs an extra round trip, so the proxy renders only when the params mention
+    rerank or the template source does (stored sources are cached for `ttl_s` seconds).
+    """
+
+    def __init__(self, client: OpenSearch, ttl_s: float = 30.0) -> None:
+        self._client = client
+        self._ttl_s = ttl_s
+        self._sources: dict[str, tuple[float, bool]] = {}
+
+    def may_rerank(self, template_request: dict) -> bool:
+        params = template_request.get("params")
+        if isinstance(params, dict) and "rerank" in params:
+            return True
+        source = template_request.get("source")
+        if source is not None:
+            return "rerank" in (source if isinstance(source, str) else json.dumps(source))
+        template_id = template_request.get("id")
+        return isinstance(template_id, str) and self._stored_mentions_rerank(template_id)
+
+    def _stored_mentions_rerank(self, template_id: str) -> bool:
+        now = time.monotonic()
+        cached = self._sources.get(template_id)
+        if cached and now - cached[0] < self._ttl_s:
+            return cached[1]
+        try:
+            script = self._client.get_script(id=template_id)
+            mentions = "rerank" in json.dumps(script.get("script", {}).get("source", ""))
+        except Exception:  # unknown id or OpenSearch down: pass through and let OpenSearch answer
+            mentions = False
+        self._sources[template_id] = (now, mentions)
+        return mentions

@@ -1,0 +1,57 @@
+"""POST /v1/rescore: rerank hits (or plain documents) an app already has."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify
+
+from sidecar.api.errors import ValidationFailed
+from sidecar.api.schemas import json_body, required_str, text_list
+from sidecar.search.flow import rerank_window
+from sidecar.search.syntax import build_spec
+
+bp = Blueprint("rescore", __name__)
+
+_OPTION_KEYS = ("window_size", "fields", "instruction", "fusion", "weights", "rank_constant", "min_score",
+                "timeout_ms", "model")
+
+
+@bp.post("/v1/rescore")
+def rescore():
+    """Rerank `hits` (ES hits.hits) or `documents` for `query`; return them fused and reordered."""
+    services = current_app.extensions["rescore"]
+    body = json_body()
+    query = required_str(body, "query")
+    unknown = sorted(set(body) - {"query", "hits", "documents", "explain", *_OPTION_KEYS})
+    if unknown:
+        raise ValidationFailed(f"unknown key {unknown[0]!r}", field=unknown[0])
+    if ("hits" in body) == ("documents" in body):
+        raise ValidationFailed("give exactly one of hits or documents", field="hits")
+    limit = services.settings.max_window_size
+    if "documents" in body:
+        texts = text_list(body["documents"], "documents", max_items=limit)
+        hits = [{"_id": str(i), "_score": None, "_source": {"text": t}} for i, t in enumerate(texts)]
+        options = {"fields": ["text"], **{k: body[k] for k in _OPTION_KEYS if k in body}}
+    else:
+        hits = body["hits"]
+        if isinstance(hits, dict) and isinstance(hits.get("hits"), dict):
+            hits = hits["hits"].get("hits")  # a whole search response's "hits" object
+        if not isinstance(hits, list) or not hits or not all(isinstance(h, dict) for h in hits):
+            raise ValidationFailed("hits must be a non-empty list of hit objects", field="hits")
+        if len(hits) > limit:
+            raise ValidationFailed(f"hits has {len(hits)} items; the maximum is {limit}", field="hits")
+        options = {k: body[k] for k in _OPTION_KEYS if k in body}
+    options.setdefault("window_size", min(len(hits), limit))
+    spec = build_spec(options, query, services.rerank_defaults, "body", explain=bool(body.get("explain")))
+    window = hits[:spec.window_size]
+    outcome = rerank_window(lambda: services.reranker, spec, window)
+    ordered = []
+    for position in outcome.order:
+        if position in outcome.removed:
+            continue
+        hit = dict(window[position])
+        if position in outcome.fused:
+            hit["_rerank_score"] = outcome.rerank[position]
+            hit["_score"] = outcome.fused[position]
+        ordered.append(hit)
+    ordered.extend(hits[spec.window_size:])
+    return jsonify({"hits": ordered, "ext": {"rerank": {"status": outcome.status, "window": len(window),
+                                                        "fusion": spec.fusion, **outcome.info}}})

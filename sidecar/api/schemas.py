@@ -1,0 +1,66 @@
+"""Request validation helpers shared by the sidecar's own JSON endpoints."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import request
+
+from sidecar.api.errors import BadRequest, ValidationFailed
+
+
+def json_body() -> dict:
+    """Return the request body as a JSON object, or raise a 400 naming the problem."""
+    raw = request.get_data(cache=True)
+    if not raw:
+        raise BadRequest("request body is empty; expected a JSON object", field="body")
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadRequest("request body is not valid UTF-8", field="body") from None
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+                         field="body") from None
+    if not isinstance(body, dict):
+        raise ValidationFailed("request body must be a JSON object", field="body")
+    return body
+
+
+def required_str(body: dict, field: str) -> str:
+    value = body.get(field)
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationFailed(f"{field} must be a non-empty string", field=field)
+    return value
+
+
+def optional_bool(body: dict, field: str, default: bool) -> bool:
+    value = body.get(field, default)
+    if not isinstance(value, bool):
+        raise ValidationFailed(f"{field} must be true or false", field=field)
+    return value
+
+
+def optional_positive_int(body: dict, field: str) -> int | None:
+    value = body.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValidationFailed(f"{field} must be a positive integer", field=field)
+    return value
+
+
+def text_list(value: Any, field: str, *, max_items: int, text_key: str = "text") -> list[str]:
+    """Validate a list of strings or {text: ...} objects and return the texts."""
+    if not isinstance(value, list) or not value:
+        raise ValidationFailed(f"{field} must be a non-empty list", field=field)
+    if len(value) > max_items:
+        raise ValidationFailed(f"{field} has {len(value)} items; the maximum is {max_items}", field=field)
+    texts = []
+    for i, item in enumerate(value):
+        if isinstance(item, dict):
+            item = item.get(text_key)
+        if not isinstance(item, str):
+            raise ValidationFailed(f"{field}[{i}] must be a string or an object with a string '{text_key}'",
+                                   field=f"{field}[{i}]")
+        texts.append(item)
+    return texts

@@ -1,0 +1,184 @@
+"""The rerank search flow: first stage -> window -> rerank -> fuse -> min_score -> page.
+
+Rules (DESIGN.md §2): no hit is lost or duplicated; hits beyond the window follow it in
+first-stage order; pages are consistent because the window and its scores are deterministic
+(score cache); a failed or slow reranker leaves first-stage order and says so in ext.rerank.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from opensearchpy import OpenSearch
+from opensearchpy.exceptions import ConnectionError as OSConnectionError
+from opensearchpy.exceptions import TransportError
+
+from sidecar.api.errors import ValidationFailed
+from sidecar.rerank.documents import apply_source_filter, hit_text, plan_source
+from sidecar.search import fusion
+from sidecar.search.opensearch import OpenSearchUnavailable
+from sidecar.search.syntax import RerankSpec
+
+log = logging.getLogger(__name__)
+
+_UNSUPPORTED_WITH_RERANK = ("search_after", "scroll", "pit")
+
+
+class UpstreamError(Exception):
+    """OpenSearch answered with an error status; relayed to the caller unchanged."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        super().__init__(f"OpenSearch answered {status}")
+        self.status = status
+        self.body = body
+
+
+@dataclass(frozen=True)
+class WindowOutcome:
+    """What reranking did to the window: new order, scores, and the status to report."""
+
+    order: list[int]
+    fused: dict[int, float]
+    rerank: dict[int, float]
+    removed: set[int]
+    status: str
+    info: dict[str, Any]
+
+
+def search_with_rerank(client: OpenSearch, reranker_factory: Callable[[], Any], index: str | None,
+                       body: dict, spec: RerankSpec, params: dict[str, str]) -> dict:
+    """Run the full flow for one search request and return an OpenSearch-shaped response."""
+    started = time.perf_counter()
+    body, params = dict(body), dict(params)
+    for key in _UNSUPPORTED_WITH_RERANK:
+        if key in body or key in params:
+            raise ValidationFailed(f"{key} cannot be combined with reranking; page with from/size", field=key)
+    from_ = _int_param(params.pop("from", body.pop("from", 0)), "from")
+    size = _int_param(params.pop("size", body.pop("size", 10)), "size")
+    window = spec.window_size
+    body["from"] = 0
+    body["size"] = max(from_ + size, window)
+    source = plan_source(body.get("_source"), spec.fields, missing="_source" not in body)
+    if source.changed:
+        body["_source"] = source.send
+
+    response = _first_stage(client, index, body, params)
+    first_ms = (time.perf_counter() - started) * 1000
+    hits: list[dict] = response.get("hits", {}).get("hits", [])
+    window_hits = hits[:window]
+    outcome = rerank_window(reranker_factory, spec, window_hits)
+
+    ordered = [window_hits[i] for i in outcome.order if i not in outcome.removed] + hits[window:]
+    for position in outcome.order:
+        hit = window_hits[position]
+        if position in outcome.fused:
+            if spec.explain:
+                hit["_explanation"] = _explanation(hit, outcome, position, spec)
+            hit["_score"] = outcome.fused[position]
+    page = ordered[from_:from_ + size]
+    if source.changed:
+        for hit in page:
+            filtered = apply_source_filter(hit.get("_source") or {}, source.original)
+            if filtered is None:
+                hit.pop("_source", None)
+            else:
+                hit["_source"] = filtered
+    response["hits"]["hits"] = page
+    scores = [h["_score"] for h in page if isinstance(h.get("_score"), (int, float))]
+    response["hits"]["max_score"] = max(scores) if scores else response["hits"].get("max_score")
+    total_ms = (time.perf_counter() - started) * 1000
+    response["took"] = int(response.get("took", 0) + (total_ms - first_ms))
+    ext = response.setdefault("ext", {})
+    ext["rerank"] = {
+        "status": outcome.status,
+        "window": len(window_hits),
+        "fusion": spec.fusion,
+        "first_stage_ms": round(first_ms, 1),
+        "took_ms": round(total_ms, 1),
+        **outcome.info,
+    }
+    log.info("rerank_search index=%s status=%s window=%d first_stage_ms=%.1f total_ms=%.1f",
+             index, outcome.status, len(window_hits), first_ms, total_ms)
+    return response
+
+
+def rerank_window(reranker_factory: Callable[[], Any], spec: RerankSpec, window_hits: list[dict]) -> WindowOutcome:
+    """Score and fuse one window; on any reranker failure keep first-stage order."""
+    identity = list(range(len(window_hits)))
+    if not window_hits:
+        return WindowOutcome(identity, {}, {}, set(), "skipped", {"reason": "no hits"})
+    try:
+        reranker = reranker_factory()
+        if spec.model and spec.model not in (reranker.model, "default"):
+            raise ValidationFailed(f"model {spec.model!r} is not served here (serving {reranker.model!r})",
+                                   field="model")
+        texts = [hit_text(hit, spec.fields) for hit in window_hits]
+        result = reranker.score(spec.query_text, texts, instruction=spec.instruction,
+                                timeout_s=spec.timeout_ms / 1000)
+    except ValidationFailed:
+        raise
+    except Exception as exc:  # the documented degradation path: first-stage order, status says why
+        status = "overloaded" if type(exc).__name__ == "OverloadedError" else "error"
+        log.warning("rerank_failed status=%s error=%s: %s", status, type(exc).__name__, exc)
+        return WindowOutcome(identity, {}, {}, set(), status, {"error": f"{type(exc).__name__}: {exc}"})
+
+    info = {"model": result.model, "cache_hits": result.cache_hits, "scored": result.scored,
+            "rerank_ms": round(result.took_ms, 1)}
+    scored = [i for i, s in enumerate(result.scores) if s is not None]
+    if not scored:
+        return WindowOutcome(identity, {}, {}, set(), result.status, info)
+    first = [window_hits[i].get("_score") for i in scored]
+    rerank = [float(result.scores[i]) for i in scored]
+    fused_list = fusion.fuse(first, rerank, method=spec.fusion, weights=spec.weights,
+                             rank_constant=spec.rank_constant)
+    # Scored hits are reordered among the positions they held; unscored ones (deadline) stay put.
+    new_order = identity.copy()
+    for slot, pick in zip(scored, fusion.order_by(fused_list)):
+        new_order[slot] = scored[pick]
+    fused = {scored[k]: fused_list[k] for k in range(len(scored))}
+    rerank_by_pos = {scored[k]: rerank[k] for k in range(len(scored))}
+    removed: set[int] = set()
+    if spec.min_score is not None:
+        removed = {pos for pos, s in rerank_by_pos.items() if s < spec.min_score}
+        info["min_score_removed"] = len(removed)
+    return WindowOutcome(new_order, fused, rerank_by_pos, removed, result.status, info)
+
+
+def _first_stage(client: OpenSearch, index: str | None, body: dict, params: dict[str, str]) -> dict:
+    try:
+        return client.search(index=index, body=body, params=params)
+    except OSConnectionError as exc:
+        raise OpenSearchUnavailable(f"OpenSearch unreachable: {exc.error}") from exc
+    except TransportError as exc:
+        if isinstance(exc.status_code, int):
+            raise UpstreamError(exc.status_code, exc.info) from exc
+        raise OpenSearchUnavailable(f"OpenSearch unreachable: {exc}") from exc
+
+
+def _int_param(value: Any, field: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValidationFailed(f"{field} must be an integer", field=field) from None
+    if number < 0 or isinstance(value, bool):
+        raise ValidationFailed(f"{field} must be a non-negative integer", field=field)
+    return number
+
+
+def _explanation(hit: dict, outcome: WindowOutcome, position: int, spec: RerankSpec) -> dict:
+    first_detail = {"value": hit.get("_score"), "description": "first-stage score", "details": []}
+    if isinstance(hit.get("_explanation"), dict):
+        first_detail["details"] = [hit["_explanation"]]
+    weights = f", weights={list(spec.weights)}" if spec.fusion != "replace" else ""
+    return {
+        "value": outcome.fused[position],
+        "description": f"rerank fusion={spec.fusion}{weights}",
+        "details": [
+            first_detail,
+            {"value": outcome.rerank[position], "description": f"rerank score (model {outcome.info.get('model')})",
+             "details": []},
+        ],
+    }

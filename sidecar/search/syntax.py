@@ -1,0 +1,311 @@
+"""Turn a search request in any supported syntax into (first-stage body, rerank plan).
+
+Supported ways to ask for reranking:
+- OpenSearch: ``"ext": {"rerank": {"query_context": {"query_text": ...}}}`` (or
+  ``query_text_path``), plus our keys ``window_size``, ``fields``, ``instruction``, ``fusion``,
+  ``weights``, ``rank_constant``, ``min_score``, ``timeout_ms``, ``model``.
+- Elasticsearch rescore: ``"rescore": {"window_size": 50, "rerank": {"query_text": ..., "fields": [...]}}``.
+- Elasticsearch retriever: ``"retriever": {"text_similarity_reranker": {...}}``, translated into a
+  plain OpenSearch query because OpenSearch has no retrievers.
+"""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+from sidecar.api.errors import ValidationFailed
+
+FUSIONS = ("replace", "linear", "rrf")
+MAX_WINDOW = 1000
+
+
+@dataclass(frozen=True, kw_only=True)
+class RerankDefaults:
+    """Server-side defaults for keys a request leaves out."""
+
+    window_size: int = 50
+    fields: tuple[str, ...] = ("title", "text")
+    fusion: str = "linear"
+    weights: tuple[float, float] = (0.5, 0.5)
+    rank_constant: int = 60
+    timeout_ms: int = 30000
+    max_window: int = MAX_WINDOW
+
+
+@dataclass(frozen=True, kw_only=True)
+class RerankSpec:
+    """What to rerank and how: one per search request that asks for it."""
+
+    query_text: str
+    window_size: int
+    fields: tuple[str, ...]
+    instruction: str | None
+    fusion: str
+    weights: tuple[float, float]
+    rank_constant: int
+    min_score: float | None
+    timeout_ms: int
+    model: str | None
+    explain: bool = False
+    syntax: str = "opensearch"
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """The body to send to OpenSearch, the rerank spec (None: plain search), extra query params."""
+
+    body: dict
+    rerank: RerankSpec | None
+    params: dict[str, str]
+
+
+def plan_search(body: dict | None, defaults: RerankDefaults) -> SearchPlan:
+    """Split a search body into the first-stage body and a rerank spec."""
+    if body is None:
+        return SearchPlan({}, None, {})
+    if not isinstance(body, dict):
+        raise ValidationFailed("search body must be a JSON object", field="body")
+    if "retriever" in body:
+        return _from_retriever(body, defaults)
+    original = body
+    body = copy.deepcopy(body)
+    ext = body.get("ext")
+    if isinstance(ext, dict) and "rerank" in ext:
+        raw = ext.pop("rerank")
+        if not ext:
+            body.pop("ext")
+        spec = _from_ext(raw, original, defaults)
+        return SearchPlan(body, spec, {})
+    if "rescore" in body:
+        spec = _pop_rescore(body, defaults)
+        if spec is not None:
+            return SearchPlan(body, spec, {})
+    return SearchPlan(body, None, {})
+
+
+def wants_rerank(body: Any) -> bool:
+    """Return whether a parsed search body asks for reranking in any supported syntax."""
+    if not isinstance(body, dict):
+        return False
+    ext = body.get("ext")
+    if isinstance(ext, dict) and "rerank" in ext:
+        return True
+    retriever = body.get("retriever")
+    if isinstance(retriever, dict) and "text_similarity_reranker" in retriever:
+        return True
+    rescore = body.get("rescore")
+    entries = rescore if isinstance(rescore, list) else [rescore]
+    return any(isinstance(e, dict) and "rerank" in e for e in entries)
+
+
+# --- OpenSearch ext.rerank ---------------------------------------------------------------
+
+def _from_ext(raw: Any, original: dict, defaults: RerankDefaults) -> RerankSpec:
+    where = "ext.rerank"
+    _require_object(raw, where)
+    context = raw.get("query_context", {})
+    _require_object(context, f"{where}.query_context")
+    query_text = context.get("query_text", raw.get("query_text"))
+    path = context.get("query_text_path", raw.get("query_text_path"))
+    if query_text is None and path is not None:
+        if not isinstance(path, str) or not path:
+            raise ValidationFailed("query_text_path must be a non-empty string", field=f"{where}.query_context.query_text_path")
+        query_text = _resolve_path(original, path, f"{where}.query_context.query_text_path")
+    if query_text is None:
+        raise ValidationFailed("rerank needs query_context.query_text or query_context.query_text_path",
+                               field=f"{where}.query_context.query_text")
+    known = {"query_context", "query_text", "query_text_path", "window_size", "fields", "instruction",
+             "fusion", "weights", "rank_constant", "min_score", "timeout_ms", "model"}
+    _reject_unknown(raw, known, where)
+    return _spec(raw, query_text, original, defaults, where, syntax="opensearch")
+
+
+def _resolve_path(body: dict, path: str, field: str) -> str:
+    value: Any = body
+    for part in path.split("."):
+        if isinstance(value, dict) and part in value:
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            raise ValidationFailed(f"query_text_path {path!r} does not exist in the request", field=field)
+    if isinstance(value, dict) and isinstance(value.get("query"), str):
+        value = value["query"]  # e.g. "query.match.text" -> {"query": "..."}
+    if not isinstance(value, str):
+        raise ValidationFailed(f"query_text_path {path!r} does not point at a string", field=field)
+    return value
+
+
+# --- Elasticsearch rescore of type rerank ---------------------------------------------------
+
+def _pop_rescore(body: dict, defaults: RerankDefaults) -> RerankSpec | None:
+    rescore = body["rescore"]
+    entries = rescore if isinstance(rescore, list) else [rescore]
+    found = [i for i, e in enumerate(entries) if isinstance(e, dict) and "rerank" in e]
+    if not found:
+        return None
+    if len(found) > 1:
+        raise ValidationFailed("only one rescore entry of type rerank is supported", field="rescore")
+    index = found[0]
+    if index != len(entries) - 1:
+        raise ValidationFailed("the rerank rescore entry must be the last one", field=f"rescore[{index}]")
+    entry = entries[index]
+    where = f"rescore[{index}].rerank" if isinstance(rescore, list) else "rescore.rerank"
+    raw = entry["rerank"]
+    _require_object(raw, where)
+    _reject_unknown(entry, {"rerank", "window_size"}, where.rsplit(".", 1)[0])
+    query_text = raw.get("query_text")
+    if query_text is None:
+        raise ValidationFailed("rerank rescore needs query_text", field=f"{where}.query_text")
+    merged = dict(raw)
+    if "window_size" in entry:
+        merged.setdefault("window_size", entry["window_size"])
+    known = {"query_text", "window_size", "fields", "instruction", "fusion", "weights", "rank_constant",
+             "min_score", "timeout_ms", "model"}
+    _reject_unknown(raw, known, where)
+    remaining = [e for i, e in enumerate(entries) if i != index]
+    if remaining:
+        body["rescore"] = remaining if isinstance(rescore, list) else remaining[0]
+    else:
+        body.pop("rescore")
+    return _spec(merged, query_text, body, defaults, where, syntax="es-rescore")
+
+
+# --- Elasticsearch text_similarity_reranker retriever ---------------------------------------
+
+def _from_retriever(body: dict, defaults: RerankDefaults) -> SearchPlan:
+    body = copy.deepcopy(body)
+    retriever = body.pop("retriever")
+    _require_object(retriever, "retriever")
+    params: dict[str, str] = {}
+    if "text_similarity_reranker" not in retriever:
+        query, params = _translate_retriever(retriever, "retriever")
+        body.update(query)
+        return SearchPlan(body, None, params)
+    where = "retriever.text_similarity_reranker"
+    raw = retriever["text_similarity_reranker"]
+    _require_object(raw, where)
+    known = {"retriever", "field", "inference_text", "rank_window_size", "min_score", "inference_id",
+             "instruction", "fusion", "weights", "rank_constant", "timeout_ms", "filter"}
+    _reject_unknown(raw, known, where)
+    if "inference_text" not in raw:
+        raise ValidationFailed("text_similarity_reranker needs inference_text", field=f"{where}.inference_text")
+    if "retriever" not in raw:
+        raise ValidationFailed("text_similarity_reranker needs an inner retriever", field=f"{where}.retriever")
+    query, params = _translate_retriever(raw["retriever"], f"{where}.retriever")
+    body.update(query)
+    field = raw.get("field")
+    options = {
+        "window_size": raw.get("rank_window_size", defaults.window_size),
+        "fields": [field] if field is not None else list(defaults.fields),
+        "min_score": raw.get("min_score"),
+        "model": raw.get("inference_id"),
+    }
+    for key in ("instruction", "fusion", "weights", "rank_constant", "timeout_ms"):
+        if key in raw:
+            options[key] = raw[key]
+    if field is not None and not isinstance(field, str):
+        raise ValidationFailed("field must be a string", field=f"{where}.field")
+    spec = _spec(options, raw["inference_text"], body, defaults, where, syntax="es-retriever")
+    return SearchPlan(body, spec, params)
+
+
+def _translate_retriever(retriever: Any, where: str) -> tuple[dict, dict[str, str]]:
+    """Translate an ES retriever into OpenSearch body keys (and query params)."""
+    _require_object(retriever, where)
+    if len(retriever) != 1:
+        raise ValidationFailed("a retriever object must have exactly one type", field=where)
+    kind, spec = next(iter(retriever.items()))
+    _require_object(spec, f"{where}.{kind}")
+    if kind == "standard":
+        out = {k: spec[k] for k in ("query", "sort", "min_score", "collapse", "post_filter") if k in spec}
+        if "filter" in spec:
+            query = out.get("query", {"match_all": {}})
+            out["query"] = {"bool": {"must": [query], "filter": _as_list(spec["filter"])}}
+        return out, {}
+    if kind == "knn":
+        for key in ("field", "query_vector", "k"):
+            if key not in spec:
+                raise ValidationFailed(f"knn retriever needs {key}", field=f"{where}.knn.{key}")
+        knn: dict[str, Any] = {"vector": spec["query_vector"], "k": spec["k"]}
+        if "filter" in spec:
+            knn["filter"] = {"bool": {"filter": _as_list(spec["filter"])}}
+        return {"query": {"knn": {spec["field"]: knn}}}, {}
+    if kind == "rrf":
+        subs = spec.get("retrievers")
+        if not isinstance(subs, list) or len(subs) < 2:
+            raise ValidationFailed("rrf retriever needs a list of at least two retrievers", field=f"{where}.rrf.retrievers")
+        queries = []
+        for i, sub in enumerate(subs):
+            translated, _ = _translate_retriever(sub, f"{where}.rrf.retrievers[{i}]")
+            queries.append(translated.get("query", {"match_all": {}}))
+        return {"query": {"hybrid": {"queries": queries}}}, {"search_pipeline": "rescore-hybrid-rrf"}
+    raise ValidationFailed(f"unsupported retriever type {kind!r} (standard, knn, rrf, text_similarity_reranker)",
+                           field=f"{where}.{kind}")
+
+
+# --- shared validation ---------------------------------------------------------------------
+
+def build_spec(raw: dict, query_text: Any, defaults: RerankDefaults, where: str, *, explain: bool = False,
+               syntax: str = "rescore-api") -> RerankSpec:
+    """Validate rerank options given directly (rescore API) and return the spec."""
+    return _spec(raw, query_text, {"explain": explain}, defaults, where, syntax=syntax)
+
+
+def _spec(raw: dict, query_text: Any, body: dict, defaults: RerankDefaults, where: str, *, syntax: str) -> RerankSpec:
+    if not isinstance(query_text, str) or not query_text.strip():
+        raise ValidationFailed("query text must be a non-empty string", field=f"{where}.query_text")
+    window = raw.get("window_size", defaults.window_size)
+    if not isinstance(window, int) or isinstance(window, bool) or not 1 <= window <= defaults.max_window:
+        raise ValidationFailed(f"window_size must be an integer in 1..{defaults.max_window}", field=f"{where}.window_size")
+    fields = raw.get("fields", list(defaults.fields))
+    if isinstance(fields, str):
+        fields = [fields]
+    if not isinstance(fields, list) or not fields or not all(isinstance(f, str) and f for f in fields):
+        raise ValidationFailed("fields must be a non-empty list of field names", field=f"{where}.fields")
+    instruction = raw.get("instruction")
+    if instruction is not None and (not isinstance(instruction, str) or not instruction.strip()):
+        raise ValidationFailed("instruction must be a non-empty string", field=f"{where}.instruction")
+    fusion = raw.get("fusion", defaults.fusion)
+    if fusion not in FUSIONS:
+        raise ValidationFailed(f"fusion must be one of {', '.join(FUSIONS)}", field=f"{where}.fusion")
+    weights = raw.get("weights", list(defaults.weights))
+    if (not isinstance(weights, list) or len(weights) != 2
+            or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in weights)
+            or sum(weights) <= 0):
+        raise ValidationFailed("weights must be two non-negative numbers [first_stage, rerank] with a positive sum",
+                               field=f"{where}.weights")
+    rank_constant = raw.get("rank_constant", defaults.rank_constant)
+    if not isinstance(rank_constant, int) or isinstance(rank_constant, bool) or rank_constant < 1:
+        raise ValidationFailed("rank_constant must be a positive integer", field=f"{where}.rank_constant")
+    min_score = raw.get("min_score")
+    if min_score is not None and (not isinstance(min_score, (int, float)) or isinstance(min_score, bool)):
+        raise ValidationFailed("min_score must be a number", field=f"{where}.min_score")
+    timeout_ms = raw.get("timeout_ms", defaults.timeout_ms)
+    if not isinstance(timeout_ms, int) or isinstance(timeout_ms, bool) or timeout_ms < 1:
+        raise ValidationFailed("timeout_ms must be a positive integer", field=f"{where}.timeout_ms")
+    model = raw.get("model")
+    if model is not None and not isinstance(model, str):
+        raise ValidationFailed("model must be a string", field=f"{where}.model")
+    return RerankSpec(
+        query_text=query_text, window_size=window, fields=tuple(fields), instruction=instruction,
+        fusion=fusion, weights=(float(weights[0]), float(weights[1])), rank_constant=rank_constant,
+        min_score=None if min_score is None else float(min_score), timeout_ms=timeout_ms, model=model,
+        explain=bool(body.get("explain", False)), syntax=syntax,
+    )
+
+
+def _require_object(value: Any, field: str) -> None:
+    if not isinstance(value, dict):
+        raise ValidationFailed("must be a JSON object", field=field)
+
+
+def _reject_unknown(raw: dict, known: set[str], where: str) -> None:
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ValidationFailed(f"unknown key {unknown[0]!r}", field=f"{where}.{unknown[0]}")
+
+
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
