@@ -16,7 +16,7 @@ def ids(response: dict) -> list[str]:
 def test_plugins_and_modules_are_loaded(os_client):
     plugins = {row["component"] for row in os_client.cat.plugins(format="json")}
     assert {"opensearch-job-scheduler", "opensearch-ml", "opensearch-knn", "opensearch-neural-search"} <= plugins
-    nodes = os_client.nodes.info(metric="modules")["nodes"]
+    nodes = os_client.nodes.info(metric="plugins")["nodes"]
     modules = {m["name"] for node in nodes.values() for m in node["modules"]}
     assert {"lang-mustache", "lang-painless"} <= modules
 
@@ -82,10 +82,14 @@ def test_hybrid_scores_are_normalized(os_client, demo_index, embedder):
 
 
 def test_painless_script_score_works(os_client, demo_index):
-    body = {"query": {"script_score": {"query": {"match": {"text": "coffee"}},
+    match = {"match": {"text": "water"}}
+    plain = os_client.search(index=demo_index, body={"query": match})["hits"]["hits"]
+    body = {"query": {"script_score": {"query": match,
                                        "script": {"source": "_score * 2 + doc['doc_id'].size()"}}}}
-    response = os_client.search(index=demo_index, body=body)
-    assert response["hits"]["total"]["value"] >= 2
+    scripted = os_client.search(index=demo_index, body=body)["hits"]["hits"]
+    assert len(plain) >= 2 and [h["_id"] for h in scripted] == [h["_id"] for h in plain]
+    for a, b in zip(plain, scripted):
+        assert b["_score"] == pytest.approx(2 * a["_score"] + 1, rel=1e-5)
 
 
 def test_templates_are_installed_for_every_mode(os_client, demo_index):

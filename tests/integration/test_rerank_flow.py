@@ -25,10 +25,10 @@ def ext_body(query_text=QUERY, size=10, **options):
 
 
 def test_ext_rerank_reorders_the_window_by_model_score(sidecar_url, opensearch_url, demo_index):
-    direct = post(opensearch_url, f"/{demo_index}/_search", {**BROAD, "size": 10}).json()
-    reranked = post(sidecar_url, f"/{demo_index}/_search", ext_body(window_size=10)).json()
+    direct = post(opensearch_url, f"/{demo_index}/_search", {**BROAD, "size": 30}).json()
+    reranked = post(sidecar_url, f"/{demo_index}/_search", ext_body(window_size=30, size=30)).json()
     assert reranked["ext"]["rerank"]["status"] == "ok"
-    assert reranked["ext"]["rerank"]["window"] == 10
+    assert reranked["ext"]["rerank"]["window"] == len(ids(direct)) > 20
     assert sorted(ids(reranked)) == sorted(ids(direct)), "same hits, new order"
     assert ids(reranked)[0] == "solar"
     scores = [h["_score"] for h in reranked["hits"]["hits"]]
@@ -115,7 +115,7 @@ def test_forced_deadline_falls_back_to_first_stage_order(sidecar_url, opensearch
 
 
 def test_source_filters_are_respected_while_reranking(sidecar_url, demo_index):
-    body = ext_body(window_size=10, size=5)
+    body = ext_body(window_size=30, size=5)
     body["_source"] = False
     no_source = post(sidecar_url, f"/{demo_index}/_search", body).json()
     assert all("_source" not in h for h in no_source["hits"]["hits"])
@@ -154,7 +154,7 @@ def test_hybrid_template_with_rerank_via_pipeline(sidecar_url, demo_index, embed
 
 
 def test_msearch_and_msearch_template_mix_reranked_and_plain(sidecar_url, demo_index):
-    lines = [{"index": demo_index}, ext_body(window_size=10, size=3),
+    lines = [{"index": demo_index}, ext_body(window_size=30, size=3),
              {"index": demo_index}, {"query": {"match": {"title": "marathon"}}, "size": 1}]
     data = "".join(json.dumps(x) + "\n" for x in lines)
     out = requests.post(f"{sidecar_url}/_msearch", data=data, timeout=60,
@@ -174,7 +174,7 @@ def test_msearch_and_msearch_template_mix_reranked_and_plain(sidecar_url, demo_i
 
 def test_opensearch_py_against_the_sidecar_gets_reranked_results(sidecar_url, demo_index):
     client = OpenSearch(hosts=[sidecar_url], timeout=60)
-    result = client.search(index=demo_index, body=ext_body(window_size=10, size=3))
+    result = client.search(index=demo_index, body=ext_body(window_size=30, size=3))
     assert result["ext"]["rerank"]["status"] == "ok" and result["hits"]["hits"][0]["_id"] == "solar"
     result = client.search_template(index=demo_index, body={
         "id": "rescore-bm25", "params": {"query_text": "puppy sit treat", "rerank": True}})
