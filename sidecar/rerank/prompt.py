@@ -1,0 +1,131 @@
+"""Turn (query, document) texts into model-ready token ids; pure, no torch.
+
+Qwen3-Reranker: the official prompt, body truncated so that prefix and suffix always survive.
+Cross-encoders: the (query, document) pair, truncating only the document.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from tokenizers import Tokenizer
+
+from sidecar.backends.base import EncodedPair, InputFormat, TextPair, TokenizerSpec
+
+QWEN3_PREFIX = (
+    "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the "
+    'Instruct provided. Note that the answer can only be "yes" or "no".<|im_end|>\n<|im_start|>user\n'
+)
+QWEN3_SUFFIX = "<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
+QWEN3_QUERY_PART = "<Instruct>: {instruction}\n<Query>: {query}\n<Document>:"
+YES_TOKEN = "yes"
+NO_TOKEN = "no"
+
+
+def qwen3_body(instruction: str, query: str, document: str) -> str:
+    """Return the official Qwen3-Reranker user message for one pair."""
+    return f"<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {document}"
+
+
+class PairEncoder(Protocol):
+    """Encodes the documents of one query for a backend."""
+
+    def encode(self, query: str, documents: list[str], instruction: str) -> list[EncodedPair] | list[TextPair]:
+        """Return one batch item per document, in order."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerTokens:
+    """Token ids of the two answers whose logit difference is the score."""
+
+    yes: int
+    no: int
+
+
+def load_tokenizer(path: str | Path) -> Tokenizer:
+    """Load a tokenizers.Tokenizer from tokenizer.json with padding and truncation off."""
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
+    return tokenizer
+
+
+def answer_tokens(tokenizer: Tokenizer) -> AnswerTokens:
+    """Read the "yes"/"no" token ids from the tokenizer (9693/2152 for Qwen3)."""
+    yes, no = tokenizer.token_to_id(YES_TOKEN), tokenizer.token_to_id(NO_TOKEN)
+    if yes is None or no is None:
+        raise ValueError("tokenizer has no single 'yes'/'no' tokens; not a Qwen3-style reranker")
+    return AnswerTokens(yes=yes, no=no)
+
+
+class Qwen3PromptEncoder:
+    """Encode pairs in the official Qwen3-Reranker format, tokenizing prefix and suffix once."""
+
+    def __init__(self, tokenizer: Tokenizer, *, max_length: int) -> None:
+        self._tokenizer = tokenizer
+        self._prefix = tokenizer.encode(QWEN3_PREFIX, add_special_tokens=False).ids
+        self._suffix = tokenizer.encode(QWEN3_SUFFIX, add_special_tokens=False).ids
+        self.max_length = max_length
+        self.max_body_length = max_length - len(self._prefix) - len(self._suffix)
+        if self.max_body_length < 1:
+            raise ValueError(f"max_length={max_length} leaves no room for the document")
+        self.answers = answer_tokens(tokenizer)
+
+    def encode(self, query: str, documents: list[str], instruction: str) -> list[EncodedPair]:
+        """Return prefix + truncated body + suffix ids per document, marking the shared prefix."""
+        bodies = [qwen3_body(instruction, query, doc) for doc in documents]
+        encodings = self._tokenizer.encode_batch(bodies, add_special_tokens=False)
+        query_ids = self._tokenizer.encode(
+            QWEN3_QUERY_PART.format(instruction=instruction, query=query), add_special_tokens=False
+        ).ids
+        return [self._wrap(encoding.ids[: self.max_body_length], query_ids) for encoding in encodings]
+
+    def _wrap(self, body: list[int], query_ids: list[int]) -> EncodedPair:
+        # BPE may merge across "<Document>:" and the document; share the prefix only when it did not.
+        shared = len(self._prefix) + len(query_ids) if body[: len(query_ids)] == query_ids else 0
+        return EncodedPair(input_ids=self._prefix + body + self._suffix, shared_prefix_len=shared)
+
+
+class CrossEncoderPairEncoder:
+    """Encode (query, document) for a BERT-style cross-encoder, truncating only the document."""
+
+    def __init__(self, tokenizer_file: str | Path, *, max_length: int) -> None:
+        self.max_length = max_length
+        # Immutable tokenizers, so concurrent requests never reconfigure a shared one.
+        self._plain = load_tokenizer(tokenizer_file)
+        self._only_second = load_tokenizer(tokenizer_file)
+        self._only_second.enable_truncation(max_length, strategy="only_second")
+        self._longest_first = load_tokenizer(tokenizer_file)
+        self._longest_first.enable_truncation(max_length, strategy="longest_first")
+
+    def encode(self, query: str, documents: list[str], instruction: str) -> list[EncodedPair]:
+        """Return [CLS] query [SEP] document [SEP] ids and segment ids, at most max_length long."""
+        del instruction  # cross-encoders take no instruction
+        query_len = len(self._plain.encode(query, add_special_tokens=False).ids)
+        # A query longer than half the window is cut too; only_second would fail on it.
+        tokenizer = self._only_second if query_len <= self.max_length // 2 else self._longest_first
+        encodings = tokenizer.encode_batch([(query, doc) for doc in documents])
+        return [EncodedPair(input_ids=e.ids, token_type_ids=e.type_ids) for e in encodings]
+
+
+class TextPairEncoder:
+    """Pass texts through untouched, for backends that tokenize on their own server."""
+
+    def encode(self, query: str, documents: list[str], instruction: str) -> list[TextPair]:
+        """Return one TextPair per document."""
+        return [TextPair(query=query, document=doc, instruction=instruction) for doc in documents]
+
+
+def build_encoder(input_format: InputFormat, spec: TokenizerSpec | None) -> PairEncoder:
+    """Return the encoder matching a backend's input format and tokenizer."""
+    if input_format is InputFormat.TEXT:
+        return TextPairEncoder()
+    if spec is None:
+        raise ValueError(f"input format {input_format.value} needs a tokenizer")
+    if input_format is InputFormat.CAUSAL_LM_PROMPT:
+        return Qwen3PromptEncoder(load_tokenizer(spec.tokenizer_file), max_length=spec.max_length)
+    return CrossEncoderPairEncoder(spec.tokenizer_file, max_length=spec.max_length)
+

@@ -1,0 +1,137 @@
+"""The rerank engine: cache lookup, encoding, token-budget scheduling and scoring of one query."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sidecar.backends import create_backend
+from sidecar.backends.base import Backend
+from sidecar.rerank.cache import ScoreCache, cache_key
+from sidecar.rerank.options import RerankerOptions
+from sidecar.rerank.prompt import PairEncoder, build_encoder
+from sidecar.rerank.scheduler import BatchPolicy, Scheduler
+
+logger = logging.getLogger(__name__)
+
+STATUS_OK = "ok"
+STATUS_PARTIAL = "partial"
+STATUS_TIMEOUT = "timeout"
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreResult:
+    """Raw scores aligned with the documents; None marks a document not scored before the deadline.
+
+    status: ok (all scored), partial (deadline hit, some scored), timeout (deadline hit, none
+    scored beyond cache hits). Callers keep first-stage order for the None entries.
+    """
+
+    scores: list[float | None]
+    cache_hits: int
+    scored: int
+    took_ms: float
+    model: str
+    status: str
+
+
+class RerankService:
+    """Score documents against a query with one backend, a score cache and a scheduler."""
+
+    def __init__(
+        self, *, backend: Backend, encoder: PairEncoder, scheduler: Scheduler, cache: ScoreCache, instruction: str
+    ) -> None:
+        self.backend = backend
+        self._encoder = encoder
+        self._scheduler = scheduler
+        self._cache = cache
+        self._instruction = instruction
+
+    @property
+    def model(self) -> str:
+        """Return the backend's model key (model@revision/quantization)."""
+        return self.backend.model_key
+
+    def score(
+        self, query: str, documents: list[str], *, instruction: str | None = None, timeout_s: float | None = None
+    ) -> ScoreResult:
+        """Return raw relevance scores of documents for query; cached pairs are not rescored."""
+        started = time.perf_counter()
+        instruction = instruction or self._instruction
+        keys = [cache_key(self.model, instruction, query, doc) for doc in documents]
+        scores = self._cache.get_many(keys)
+        misses = [i for i, score in enumerate(scores) if score is None]
+        hits = len(documents) - len(misses)
+        complete = True
+        if misses:
+            items = self._encoder.encode(query, [documents[i] for i in misses], instruction)
+            remaining = None if timeout_s is None else max(0.0, timeout_s - (time.perf_counter() - started))
+            outcome = self._scheduler.run(items, timeout_s=remaining)
+            complete = outcome.complete
+            for index, score in zip(misses, outcome.scores, strict=True):
+                scores[index] = score
+            self._cache.put_many((keys[i], s) for i, s in zip(misses, outcome.scores, strict=True) if s is not None)
+        scored = sum(score is not None for score in scores) - hits
+        took_ms = (time.perf_counter() - started) * 1e3
+        status = _status(complete, scored)
+        logger.info("rerank_scored docs=%d cache_hits=%d scored=%d status=%s took_ms=%.1f",
+                    len(documents), hits, scored, status, took_ms)
+        return ScoreResult(scores=scores, cache_hits=hits, scored=scored, took_ms=took_ms, model=self.model,
+                           status=status)
+
+    def clear_cache(self) -> None:
+        """Forget every cached score (after a model change or for benchmarks)."""
+        self._cache.clear()
+
+    def warmup(self) -> None:
+        """Warm the backend up (first-call kernels, sessions, remote reachability)."""
+        started = time.perf_counter()
+        self.backend.warmup()
+        logger.info("rerank_warmup model=%s took_ms=%.1f", self.model, (time.perf_counter() - started) * 1e3)
+
+    def health(self) -> dict[str, Any]:
+        """Return backend health plus queue load and cache counters."""
+        stats = self._cache.stats()
+        return {
+            **self.backend.health(),
+            "queue_load": self._scheduler.load,
+            "cache": {"size": stats.size, "capacity": stats.capacity, "hits": stats.hits, "misses": stats.misses},
+        }
+
+    def close(self) -> None:
+        """Stop the scheduler and release the backend."""
+        self._scheduler.close()
+        self.backend.close()
+
+
+def _status(complete: bool, scored: int) -> str:
+    if complete:
+        return STATUS_OK
+    return STATUS_PARTIAL if scored else STATUS_TIMEOUT
+
+
+def build_service(backend: Backend, options: RerankerOptions) -> RerankService:
+    """Wire an already-built backend with its encoder, scheduler and cache."""
+    encoder = build_encoder(backend.input_format, backend.tokenizer_spec())
+    scheduler = Scheduler(
+        backend.score,
+        cost_fn=lambda item: item.cost,
+        policy=BatchPolicy(token_budget=options.resolved_token_budget(backend.device),
+                           max_batch_size=options.max_batch_size),
+        queue_size=options.queue_size,
+        name=f"rerank-{backend.device}",
+    )
+    return RerankService(backend=backend, encoder=encoder, scheduler=scheduler, cache=ScoreCache(options.cache_size),
+                         instruction=options.instruction)
+
+
+def build_reranker(options: RerankerOptions) -> RerankService:
+    """Build the backend named by options and the service around it."""
+    started = time.perf_counter()
+    backend = create_backend(options)
+    service = build_service(backend, options)
+    logger.info("reranker_built backend=%s model=%s device=%s took_s=%.1f", options.backend, service.model,
+                backend.device, time.perf_counter() - started)
+    return service

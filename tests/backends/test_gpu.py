@@ -1,0 +1,51 @@
+"""CUDA paths: bf16 torch and quanto int8/fp8 against CPU fp32 (skipped without a GPU)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+
+
+def spearman(a, b) -> float:
+    return float(np.corrcoef(np.argsort(np.argsort(a)), np.argsort(np.argsort(b)))[0, 1])
+
+
+@pytest.fixture(scope="module")
+def cpu_reference(lm_options, pairs_100):
+    from sidecar.rerank.service import build_reranker
+
+    svc = build_reranker(replace(lm_options, device="cpu", cache_size=0, shared_prefix=False))
+    try:
+        return svc.score(*pairs_100).scores
+    finally:
+        svc.close()
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"dtype": "bfloat16", "shared_prefix": False},
+        {"dtype": "bfloat16", "shared_prefix": True},
+        {"backend": "quanto", "quantization": "int8", "dtype": "bfloat16"},
+        {"backend": "quanto", "quantization": "fp8", "dtype": "bfloat16"},
+    ],
+)
+def test_cuda_backend_keeps_the_ranking(lm_options, pairs_100, cpu_reference, changes) -> None:
+    from sidecar.rerank.service import build_reranker
+
+    if changes.get("quantization") == "fp8" and torch.cuda.get_device_capability() < (8, 9):
+        pytest.skip("fp8 needs compute capability >= 8.9")
+    svc = build_reranker(replace(lm_options, device="cuda", cache_size=0, **changes))
+    try:
+        svc.warmup()
+        scores = svc.score(*pairs_100).scores
+    finally:
+        svc.close()
+    assert svc.backend.device == "cuda"
+    assert spearman(scores, cpu_reference) >= 0.9

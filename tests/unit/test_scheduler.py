@@ -1,0 +1,146 @@
+"""Token-budget batching, request merging, overload and deadlines."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sidecar.backends.base import BackendError
+from sidecar.rerank.scheduler import BatchPolicy, OverloadedError, Scheduler, SchedulerClosedError, plan_batches
+
+
+def length_score(batch: list[str]) -> list[float]:
+    """A deterministic stand-in model: the score is the item's length."""
+    return [float(len(item)) for item in batch]
+
+
+def make(score_fn=length_score, *, budget: int = 1000, max_batch: int = 64, queue: int = 10_000) -> Scheduler:
+    return Scheduler(score_fn, cost_fn=len, policy=BatchPolicy(token_budget=budget, max_batch_size=max_batch),
+                     queue_size=queue)
+
+
+@given(costs=st.lists(st.integers(1, 600), max_size=200), budget=st.integers(1, 4000), cap=st.integers(1, 50))
+def test_plan_batches_respects_budget_and_covers_every_item_once(costs, budget, cap) -> None:
+    batches = plan_batches(costs, BatchPolicy(token_budget=budget, max_batch_size=cap))
+    assert sorted(i for b in batches for i in b) == list(range(len(costs)))
+    for batch in batches:
+        assert len(batch) <= cap
+        assert len(batch) == 1 or len(batch) * max(costs[i] for i in batch) <= budget
+
+
+def test_plan_batches_sorts_by_length_to_limit_padding() -> None:
+    costs = [400, 10, 390, 12, 11, 405]
+    batches = plan_batches(costs, BatchPolicy(token_budget=1000, max_batch_size=8))
+    assert batches == [[1, 4, 3], [2, 0], [5]]
+
+
+def test_scores_come_back_in_input_order() -> None:
+    scheduler = make(budget=50, max_batch=4)
+    items = ["x" * n for n in (9, 1, 5, 3, 7, 2, 8)]
+    try:
+        outcome = scheduler.run(items)
+    finally:
+        scheduler.close()
+    assert outcome.complete
+    assert outcome.scores == [9.0, 1.0, 5.0, 3.0, 7.0, 2.0, 8.0]
+
+
+def test_concurrent_requests_are_merged_and_each_gets_its_own_order() -> None:
+    batch_sizes: list[int] = []
+    gate = threading.Event()
+
+    def slow_score(batch: list[str]) -> list[float]:
+        gate.wait(5)
+        batch_sizes.append(len(batch))
+        return length_score(batch)
+
+    scheduler = make(slow_score, budget=10_000, max_batch=256)
+    results: dict[int, list[float | None]] = {}
+
+    def request(n: int) -> None:
+        items = ["y" * ((n * 7 + i) % 13 + 1) for i in range(10)]
+        results[n] = scheduler.run(items).scores
+        assert results[n] == [float(len(item)) for item in items]
+
+    threads = [threading.Thread(target=request, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.2)
+    gate.set()
+    for thread in threads:
+        thread.join(10)
+    scheduler.close()
+    assert len(results) == 16
+    assert len(batch_sizes) < 16  # requests shared batches
+    assert sum(batch_sizes) == 160
+
+
+def test_full_queue_raises_overloaded() -> None:
+    release = threading.Event()
+
+    def blocked(batch: list[str]) -> list[float]:
+        release.wait(5)
+        return length_score(batch)
+
+    scheduler = make(blocked, queue=5)
+    first = threading.Thread(target=scheduler.run, args=(["a"] * 4,))
+    first.start()
+    time.sleep(0.1)
+    with pytest.raises(OverloadedError) as err:
+        scheduler.run(["b"] * 2)
+    assert err.value.http_status == 429
+    release.set()
+    first.join(5)
+    assert scheduler.run(["c"] * 5).complete
+    scheduler.close()
+
+
+def test_deadline_returns_what_was_scored_so_far() -> None:
+    def slow(batch: list[str]) -> list[float]:
+        time.sleep(0.15)
+        return length_score(batch)
+
+    scheduler = make(slow, max_batch=1)
+    outcome = scheduler.run(["a", "bb", "ccc", "dddd", "eeeee", "ffffff"], timeout_s=0.4)
+    assert not outcome.complete
+    scored = [s for s in outcome.scores if s is not None]
+    assert 1 <= len(scored) < 6
+    assert outcome.scores[0] == 1.0  # shortest first
+    time.sleep(0.3)
+    assert scheduler.load == 0  # abandoned pairs were dropped, not scored
+    scheduler.close()
+
+
+def test_zero_deadline_scores_nothing() -> None:
+    def slow(batch: list[str]) -> list[float]:
+        time.sleep(0.1)
+        return length_score(batch)
+
+    scheduler = make(slow)
+    outcome = scheduler.run(["a", "b"], timeout_s=0.0)
+    scheduler.close()
+    assert not outcome.complete
+    assert outcome.scores == [None, None]
+
+
+def test_backend_failure_reaches_the_caller_as_backend_error() -> None:
+    def broken(batch: list[str]) -> list[float]:
+        raise RuntimeError("CUDA out of memory")
+
+    scheduler = make(broken)
+    with pytest.raises(BackendError, match="CUDA out of memory"):
+        scheduler.run(["a"])
+    with pytest.raises(BackendError):  # the worker survived the failure
+        scheduler.run(["b"])
+    scheduler.close()
+
+
+def test_closed_scheduler_refuses_work() -> None:
+    scheduler = make()
+    scheduler.close()
+    with pytest.raises(SchedulerClosedError):
+        scheduler.run(["a"])
