@@ -15,7 +15,8 @@ if [ ! -x "$venv/bin/python" ]; then
   "$venv/bin/python" -m pip install -q --upgrade pip >&2
 fi
 stamp="$venv/.rescore-installed"
-want=$(cat "$root/pyproject.toml" "$0" | sha256sum | cut -c1-16)-$extras
+# The editable install points at one checkout: a clone elsewhere must reinstall (fast: deps are there).
+want=$(cat "$root/pyproject.toml" "$0" | sha256sum | cut -c1-16)-$extras-$root
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing rescore-sidecar[$extras] into $venv (torch is large: first run takes minutes)" >&2
   "$venv/bin/python" -m pip install -q -e "$root[$extras]" >&2
