@@ -18,6 +18,7 @@ class Services:
     """Long-lived objects shared by all requests of one worker: clients and models."""
 
     def __init__(self, settings: Settings) -> None:
+        from sidecar.rerank.breaker import CircuitBreaker
         from sidecar.search.opensearch import ConnectionInfo, OpenSearchGateway, make_client
         from sidecar.search.syntax import RerankDefaults
         from sidecar.search.templates import TemplateInspector
@@ -28,11 +29,13 @@ class Services:
             user=settings.opensearch_user,
             password=settings.opensearch_password,
             verify_certs=settings.opensearch_verify_certs,
+            ca_certs=settings.opensearch_ca_certs,
             timeout_s=settings.opensearch_timeout_s,
         )
         self.gateway = OpenSearchGateway(self.connection)
         self.client = make_client(self.connection)
         self.template_inspector = TemplateInspector(self.client)
+        self.breaker = CircuitBreaker(failures=settings.circuit_failures, cooldown_s=settings.circuit_cooldown_s)
         self.rerank_defaults = RerankDefaults(
             window_size=settings.rerank_window_size,
             fields=settings.field_list,
@@ -89,7 +92,7 @@ class Services:
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app: the only place where services are wired together."""
-    from sidecar.api import admin, proxy, rerank_compat, rescore, search
+    from sidecar.api import admin, auth, proxy, rerank_compat, rescore, search
     from sidecar.api.errors import register_error_handlers
 
     settings = settings or Settings.from_env()
@@ -99,6 +102,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     services = Services(settings)
     app.extensions["rescore"] = services
     register_error_handlers(app)
+    auth.install(app)
     app.register_blueprint(admin.bp)
     app.register_blueprint(rescore.bp)
     app.register_blueprint(rerank_compat.bp)

@@ -14,7 +14,8 @@ from typing import Any
 from sidecar.rerank.options import RerankerOptions
 
 ENV_PREFIX = "RESCORE_"
-_SECRET_MARKERS = ("password", "api_key", "token_secret")
+# Field names containing one of these are masked by Settings.redacted() (api_keys, proxy_api_keys, ...).
+_SECRET_MARKERS = ("password", "api_key", "secret", "token_secret", "credential")
 
 
 class SettingsError(ValueError):
@@ -32,6 +33,8 @@ class Settings:
     opensearch_password: str = ""
     # Verify OpenSearch's TLS certificate (https URLs only).
     opensearch_verify_certs: bool = True
+    # CA bundle (PEM file) that signs OpenSearch's certificate (empty = the system/certifi bundle).
+    opensearch_ca_certs: str = ""
     # Timeout of one call to OpenSearch, in seconds.
     opensearch_timeout_s: float = 30.0
     # Address and port gunicorn binds.
@@ -40,6 +43,16 @@ class Settings:
     # gunicorn worker processes and threads per worker (the model is loaded once per worker).
     workers: int = 1
     threads: int = 8
+    # Bearer keys (comma-separated) for the sidecar's own endpoints: /v1/*, /v2/rerank, /rerank, /score
+    # (empty = open). /health and /ready stay open for probes.
+    api_keys: str = ""
+    # Bearer keys (comma-separated) for the proxied and search endpoints (everything sent on to
+    # OpenSearch; empty = open). When set, the client's Authorization header is not forwarded.
+    proxy_api_keys: str = ""
+    # Circuit breaker of the search flow: open after this many consecutive reranker failures
+    # (errors or deadlines with nothing scored; 0 = never) and skip the reranker for cooldown seconds.
+    circuit_failures: int = 5
+    circuit_cooldown_s: float = 30.0
     # Python log level.
     log_level: str = "INFO"
     # Largest request body accepted, in bytes (bigger bodies get 413).
@@ -69,6 +82,14 @@ class Settings:
         for name in ("workers", "threads", "max_body_bytes"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be >= 1")
+        if self.opensearch_ca_certs and not os.path.isfile(self.opensearch_ca_certs):
+            raise SettingsError(f"{ENV_PREFIX}OPENSEARCH_CA_CERTS is not a file: {self.opensearch_ca_certs}")
+        for name in ("api_keys", "proxy_api_keys"):
+            raw = [k.strip() for k in getattr(self, name).split(",")]
+            if getattr(self, name).strip() and not all(raw):
+                raise SettingsError(f"{ENV_PREFIX}{name.upper()} has an empty key (check the commas)")
+        if self.circuit_failures < 0 or self.circuit_cooldown_s <= 0:
+            raise SettingsError(f"{ENV_PREFIX}CIRCUIT_FAILURES must be >= 0 and {ENV_PREFIX}CIRCUIT_COOLDOWN_S > 0")
         if self.opensearch_timeout_s <= 0:
             raise SettingsError(f"{ENV_PREFIX}OPENSEARCH_TIMEOUT_S must be > 0")
         if self.rerank_fusion not in ("replace", "linear", "rrf"):
@@ -90,6 +111,19 @@ class Settings:
         return tuple(f.strip() for f in self.rerank_fields.split(",") if f.strip())
 
     @property
+    def api_key_set(self) -> tuple[str, ...]:
+        """Return RESCORE_API_KEYS as a tuple (empty = sidecar endpoints are open)."""
+        return _split_keys(self.api_keys)
+
+    @property
+    def proxy_api_key_set(self) -> tuple[str, ...]:
+        """Return RESCORE_PROXY_API_KEYS as a tuple (empty = proxied endpoints are open)."""
+        return _split_keys(self.proxy_api_keys)
+
+    def __repr__(self) -> str:
+        return f"Settings({self.redacted()!r})"
+
+    @property
     def weight_pair(self) -> tuple[float, float]:
         """Return RESCORE_RERANK_WEIGHTS as (first_stage, rerank)."""
         first, rerank = (float(w) for w in self.rerank_weights.split(","))
@@ -107,6 +141,10 @@ class Settings:
     def redacted(self) -> dict[str, Any]:
         """Return the settings as a dict with secrets masked, for logs and /ready."""
         return _redact(dataclasses.asdict(self))
+
+
+def _split_keys(raw: str) -> tuple[str, ...]:
+    return tuple(k.strip() for k in raw.split(",") if k.strip())
 
 
 def _read_fields(cls: type, env: Mapping[str, str]) -> dict[str, Any]:

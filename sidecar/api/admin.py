@@ -1,7 +1,9 @@
-"""Liveness and readiness endpoints."""
+"""Liveness and readiness endpoints (open to probes even when API keys are set)."""
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify
+
+from sidecar.api.auth import is_authenticated
 
 bp = Blueprint("admin", __name__)
 
@@ -14,16 +16,20 @@ def health():
 
 @bp.get("/ready")
 def ready():
-    """Report whether OpenSearch answers and the reranker is loaded; 503 otherwise."""
+    """Report whether OpenSearch answers and the reranker is loaded; 503 otherwise.
+
+    An open circuit breaker does not make the sidecar unready (searches still answer in
+    first-stage order); it is reported under `circuit`. Without a valid key (when
+    RESCORE_API_KEYS is set) only the status and the circuit state are shown.
+    """
     services = current_app.extensions["rescore"]
     opensearch_ok = services.gateway.ping()
     reranker = services.reranker_health()
     ok = opensearch_ok and reranker.get("status") in ("ok", "lazy")
-    body = {
-        "status": "ready" if ok else "not_ready",
-        "opensearch": {"url": services.settings.opensearch_url, "reachable": opensearch_ok},
-        "reranker": reranker,
-    }
+    body = {"status": "ready" if ok else "not_ready", "circuit": services.breaker.snapshot().as_dict()}
+    if is_authenticated():
+        body["opensearch"] = {"url": services.settings.opensearch_url, "reachable": opensearch_ok}
+        body["reranker"] = reranker
     response = jsonify(body)
     response.status_code = 200 if ok else 503
     return response

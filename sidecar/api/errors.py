@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask, jsonify
+from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from werkzeug.exceptions import HTTPException
 
 from sidecar.search.opensearch import OpenSearchUnavailable
@@ -41,6 +42,13 @@ class ValidationFailed(SidecarError):
 
     status = 422
     error_type = "validation_error"
+
+
+class Unauthorized(SidecarError):
+    """Missing or wrong API key (RESCORE_API_KEYS / RESCORE_PROXY_API_KEYS)."""
+
+    status = 401
+    error_type = "unauthorized"
 
 
 class PayloadTooLarge(SidecarError):
@@ -83,11 +91,18 @@ def register_error_handlers(app: Flask) -> None:
         response.status_code = exc.status
         if isinstance(exc, Overloaded):
             response.headers["Retry-After"] = "1"
+        if isinstance(exc, Unauthorized):
+            response.headers["WWW-Authenticate"] = 'Bearer realm="rescore-sidecar"'
         return response
 
     @app.errorhandler(OpenSearchUnavailable)
     def _upstream(exc: OpenSearchUnavailable):
         return _sidecar_error(UpstreamUnavailable(str(exc)))
+
+    @app.errorhandler(OpenSearchConnectionError)
+    def _client_upstream(exc: OpenSearchConnectionError):
+        # opensearch-py's connection errors (refused, timeout, TLS) from the structured client.
+        return _sidecar_error(UpstreamUnavailable(f"OpenSearch unreachable: {type(exc).__name__}"))
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):

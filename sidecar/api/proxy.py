@@ -10,12 +10,16 @@ _METHODS = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"]
 
 def forward_current_request() -> Response:
     """Send the current request to OpenSearch and relay its response byte for byte."""
-    gateway = current_app.extensions["rescore"].gateway
-    upstream = gateway.forward(
+    services = current_app.extensions["rescore"]
+    headers = list(request.headers.items())
+    if services.settings.proxy_api_key_set:
+        # The bearer key was for the sidecar; OpenSearch gets the sidecar's own credentials.
+        headers = [(k, v) for k, v in headers if k.lower() != "authorization"]
+    upstream = services.gateway.forward(
         request.method,
         request.path,
         request.query_string,
-        list(request.headers.items()),
+        headers,
         request.get_data(cache=True),
     )
     response = Response(upstream.body, status=upstream.status)

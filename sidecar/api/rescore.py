@@ -42,7 +42,7 @@ def rescore():
     options.setdefault("window_size", min(len(hits), limit))
     spec = build_spec(options, query, services.rerank_defaults, "body", explain=bool(body.get("explain")))
     window = hits[:spec.window_size]
-    outcome = rerank_window(lambda: services.reranker, spec, window)
+    outcome = rerank_window(lambda: services.reranker, spec, window, breaker=services.breaker)
     ordered = []
     for position in outcome.order:
         if position in outcome.removed:

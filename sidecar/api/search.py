@@ -8,9 +8,12 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
-from sidecar.api.errors import BadRequest
+from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
+
+from sidecar.api.errors import BadRequest, UpstreamUnavailable
 from sidecar.api.proxy import forward_current_request
 from sidecar.search.flow import UpstreamError, search_with_rerank
+from sidecar.search.opensearch import OpenSearchUnavailable
 from sidecar.search.syntax import plan_search, wants_rerank
 
 bp = Blueprint("search", __name__)
@@ -47,7 +50,8 @@ def _run_plain_or_rerank(index: str | None, body: dict, params: dict[str, str]) 
     params = {**params, **plan.params}
     if plan.rerank is None:
         return services.client.search(index=index, body=plan.body, params=params)
-    return search_with_rerank(services.client, lambda: services.reranker, index, plan.body, plan.rerank, params)
+    return search_with_rerank(services.client, lambda: services.reranker, index, plan.body, plan.rerank, params,
+                              breaker=services.breaker)
 
 
 @bp.route("/_search", methods=["GET", "POST"], defaults={"index": None})
@@ -119,6 +123,9 @@ def msearch(index: str | None, templated: bool):
                 return {**result, "status": 200}
             except UpstreamError as exc:
                 return {**(exc.body if isinstance(exc.body, dict) else {"error": exc.body}), "status": exc.status}
+            except (OpenSearchUnavailable, OpenSearchConnectionError) as exc:
+                error = UpstreamUnavailable(f"OpenSearch unreachable: {type(exc).__name__}")
+                return {"error": error.to_dict(), "status": error.status}
             except Exception as exc:  # one failing entry must not fail the others (msearch semantics)
                 status = getattr(exc, "status", None) or getattr(exc, "status_code", 500)
                 error = exc.to_dict() if hasattr(exc, "to_dict") else {"type": type(exc).__name__, "reason": str(exc)}

@@ -17,6 +17,7 @@ from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import TransportError
 
 from sidecar.api.errors import ValidationFailed
+from sidecar.rerank.breaker import CircuitBreaker
 from sidecar.rerank.documents import apply_source_filter, hit_text, plan_source
 from sidecar.search import fusion
 from sidecar.search.opensearch import OpenSearchUnavailable
@@ -49,7 +50,8 @@ class WindowOutcome:
 
 
 def search_with_rerank(client: OpenSearch, reranker_factory: Callable[[], Any], index: str | None,
-                       body: dict, spec: RerankSpec, params: dict[str, str]) -> dict:
+                       body: dict, spec: RerankSpec, params: dict[str, str], *,
+                       breaker: CircuitBreaker | None = None) -> dict:
     """Run the full flow for one search request and return an OpenSearch-shaped response."""
     started = time.perf_counter()
     body, params = dict(body), dict(params)
@@ -60,7 +62,7 @@ def search_with_rerank(client: OpenSearch, reranker_factory: Callable[[], Any], 
     size = _int_param(params.pop("size", body.pop("size", 10)), "size")
     window = spec.window_size
     body["from"] = 0
-    body["size"] = max(from_ + size, window)
+    body["size"] = first_stage_size(from_, size, window, may_remove=spec.min_score is not None)
     source = plan_source(body.get("_source"), spec.fields, missing="_source" not in body)
     if source.changed:
         body["_source"] = source.send
@@ -69,16 +71,15 @@ def search_with_rerank(client: OpenSearch, reranker_factory: Callable[[], Any], 
     first_ms = (time.perf_counter() - started) * 1000
     hits: list[dict] = response.get("hits", {}).get("hits", [])
     window_hits = hits[:window]
-    outcome = rerank_window(reranker_factory, spec, window_hits)
+    outcome = rerank_window(reranker_factory, spec, window_hits, breaker=breaker)
 
-    ordered = [window_hits[i] for i in outcome.order if i not in outcome.removed] + hits[window:]
     for position in outcome.order:
         hit = window_hits[position]
         if position in outcome.fused:
             if spec.explain:
                 hit["_explanation"] = _explanation(hit, outcome, position, spec)
             hit["_score"] = outcome.fused[position]
-    page = ordered[from_:from_ + size]
+    page = page_of(arrange(hits, window, outcome), from_, size)
     if source.changed:
         for hit in page:
             filtered = apply_source_filter(hit.get("_source") or {}, source.original)
@@ -105,11 +106,39 @@ def search_with_rerank(client: OpenSearch, reranker_factory: Callable[[], Any], 
     return response
 
 
-def rerank_window(reranker_factory: Callable[[], Any], spec: RerankSpec, window_hits: list[dict]) -> WindowOutcome:
-    """Score and fuse one window; on any reranker failure keep first-stage order."""
+def first_stage_size(from_: int, size: int, window: int, *, may_remove: bool = False) -> int:
+    """Return how many first-stage hits to fetch so the window and the requested page are covered.
+
+    With min_score (may_remove) up to `window` hits can drop out of the window, pulling as many
+    tail hits forward, so the page needs that many more.
+    """
+    if may_remove:
+        return from_ + size + window
+    return max(from_ + size, window)
+
+
+def arrange(hits: list[dict], window: int, outcome: WindowOutcome) -> list[dict]:
+    """Return the reranked window (minus min_score removals) followed by the rest in first-stage order."""
+    window_hits = hits[:window]
+    return [window_hits[i] for i in outcome.order if i not in outcome.removed] + hits[window:]
+
+
+def page_of(ordered: list[dict], from_: int, size: int) -> list[dict]:
+    """Return the from/size slice of the arranged list."""
+    return ordered[from_:from_ + size]
+
+
+def rerank_window(reranker_factory: Callable[[], Any], spec: RerankSpec, window_hits: list[dict], *,
+                  breaker: CircuitBreaker | None = None) -> WindowOutcome:
+    """Score and fuse one window; on any reranker failure (or an open circuit) keep first-stage order."""
     identity = list(range(len(window_hits)))
     if not window_hits:
         return WindowOutcome(identity, {}, {}, set(), "skipped", {"reason": "no hits"})
+    if breaker is not None and not breaker.allow():
+        retry = breaker.snapshot().retry_in_s
+        return WindowOutcome(identity, {}, {}, set(), "circuit_open",
+                             {"reason": "reranker failed repeatedly; skipped during cool-down",
+                              "retry_in_s": round(retry, 3)})
     try:
         reranker = reranker_factory()
         if spec.model and spec.model not in (reranker.model, "default"):
@@ -119,11 +148,21 @@ def rerank_window(reranker_factory: Callable[[], Any], spec: RerankSpec, window_
         result = reranker.score(spec.query_text, texts, instruction=spec.instruction,
                                 timeout_s=spec.timeout_ms / 1000)
     except ValidationFailed:
+        if breaker is not None:
+            breaker.release()
         raise
     except Exception as exc:  # the documented degradation path: first-stage order, status says why
         status = "overloaded" if type(exc).__name__ == "OverloadedError" else "error"
+        if breaker is not None and status == "overloaded":
+            breaker.release()  # a busy queue says nothing about the model's health
+        elif breaker is not None:
+            breaker.record_failure()
         log.warning("rerank_failed status=%s error=%s: %s", status, type(exc).__name__, exc)
         return WindowOutcome(identity, {}, {}, set(), status, {"error": f"{type(exc).__name__}: {exc}"})
+    if breaker is not None and result.status == "timeout":
+        breaker.record_failure()  # a deadline with nothing scored: a hung model must trip the circuit
+    elif breaker is not None:
+        breaker.record_success()
 
     info = {"model": result.model, "cache_hits": result.cache_hits, "scored": result.scored,
             "rerank_ms": round(result.took_ms, 1)}

@@ -38,7 +38,17 @@ class ConnectionInfo:
     user: str = ""
     password: str = ""
     verify_certs: bool = True
+    ca_certs: str = ""
     timeout_s: float = 30.0
+
+    @property
+    def verify(self) -> bool | str:
+        """Return requests' `verify`: False, True (system bundle) or the CA bundle path."""
+        if not self.url.startswith("https"):
+            return True
+        if not self.verify_certs:
+            return False
+        return self.ca_certs or True
 
     @property
     def auth(self) -> tuple[str, str] | None:
@@ -47,13 +57,16 @@ class ConnectionInfo:
 
 def make_client(info: ConnectionInfo) -> OpenSearch:
     """Build an opensearch-py client for structured calls (installer, ingest, search flow)."""
+    tls = info.url.startswith("https")
+    extra = {"ca_certs": info.ca_certs} if tls and info.ca_certs else {}
     return OpenSearch(
         hosts=[info.url],
         http_auth=info.auth,
-        verify_certs=info.verify_certs if info.url.startswith("https") else False,
+        verify_certs=info.verify_certs if tls else False,
         ssl_show_warn=False,
         timeout=info.timeout_s,
         http_compress=False,
+        **extra,
     )
 
 
@@ -91,7 +104,7 @@ class OpenSearchGateway:
             resp = self._session.request(
                 method, url, data=body or None, headers=out_headers, auth=auth, stream=True,
                 timeout=self._info.timeout_s,
-                verify=self._info.verify_certs if url.startswith("https") else True,
+                verify=self._info.verify,
                 allow_redirects=False,
             )
         except requests.RequestException as exc:

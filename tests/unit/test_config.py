@@ -57,3 +57,26 @@ def test_secrets_are_redacted():
 def test_overrides_win_over_environment():
     settings = Settings.from_env({"RESCORE_PORT": "9000"}, port=9100)
     assert settings.port == 9100
+
+
+def test_api_keys_are_split_and_redacted_everywhere():
+    settings = Settings.from_env({"RESCORE_API_KEYS": "k-one, k-two", "RESCORE_PROXY_API_KEYS": "p-one",
+                                  "RESCORE_OPENSEARCH_PASSWORD": "hunter2"})
+    assert settings.api_key_set == ("k-one", "k-two")
+    assert settings.proxy_api_key_set == ("p-one",)
+    redacted = settings.redacted()
+    assert redacted["api_keys"] == redacted["proxy_api_keys"] == redacted["opensearch_password"] == "***"
+    for text in (repr(redacted), repr(settings), str(settings)):
+        for secret in ("k-one", "k-two", "p-one", "hunter2"):
+            assert secret not in text
+
+
+@pytest.mark.parametrize("env, variable", [
+    ({"RESCORE_API_KEYS": "a,,b"}, "RESCORE_API_KEYS"),
+    ({"RESCORE_PROXY_API_KEYS": ","}, "RESCORE_PROXY_API_KEYS"),
+    ({"RESCORE_OPENSEARCH_CA_CERTS": "/no/such/ca.pem"}, "RESCORE_OPENSEARCH_CA_CERTS"),
+    ({"RESCORE_CIRCUIT_FAILURES": "-1"}, "RESCORE_CIRCUIT_FAILURES"),
+])
+def test_bad_security_and_breaker_values_name_the_variable(env, variable):
+    with pytest.raises(SettingsError, match=variable):
+        Settings.from_env(env)
