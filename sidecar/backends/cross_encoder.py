@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
 from sidecar.backends.base import (
     Backend,
@@ -21,6 +20,7 @@ from sidecar.backends.base import (
     model_key,
     resolve_model_dir,
 )
+from sidecar.backends.ort_session import create_session, session_device
 from sidecar.rerank.options import RerankerOptions
 
 logger = logging.getLogger(__name__)
@@ -80,9 +80,7 @@ class CrossEncoderBackend(Backend):
             raise ModelNotFoundError(f"{model_dir} has no tokenizer.json; set RESCORE_MODEL to a full model directory")
         self._max_length = read_max_length(model_dir)
         self._pad_id = read_pad_id(model_dir)
-        self._session = ort.InferenceSession(
-            str(self._model_file), self._session_options(), providers=self._providers()
-        )
+        self._session = create_session(self._model_file, self._options)
         self._input_names = {i.name for i in self._session.get_inputs()}
         self._output_name = self._session.get_outputs()[0].name
         self._key = model_key(name, options.revision, "none")
@@ -94,19 +92,6 @@ class CrossEncoderBackend(Backend):
             return cls(resolve_model_dir(options.model, options.revision), options=options, name=options.model)
         return cls(bundled_model_dir(), options=options, name=BUNDLED_NAME)
 
-    def _session_options(self) -> ort.SessionOptions:
-        session_options = ort.SessionOptions()
-        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if self._options.num_threads:
-            session_options.intra_op_num_threads = self._options.num_threads
-        return session_options
-
-    def _providers(self) -> list[str]:
-        if self._options.device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
-            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        if self._options.device == "cuda":
-            raise BackendError("device=cuda (RESCORE_DEVICE) but onnxruntime has no CUDAExecutionProvider")
-        return ["CPUExecutionProvider"]
 
     @property
     def model_key(self) -> str:
@@ -114,7 +99,7 @@ class CrossEncoderBackend(Backend):
 
     @property
     def device(self) -> str:
-        return "cuda" if self._session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+        return session_device(self._session)
 
     def tokenizer_spec(self) -> TokenizerSpec:
         return TokenizerSpec(tokenizer_file=self._tokenizer_path, max_length=self._max_length)

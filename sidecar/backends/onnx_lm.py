@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
 
 from sidecar.backends.base import (
     Backend,
@@ -29,6 +28,7 @@ from sidecar.backends.base import (
     model_key,
     resolve_model_dir,
 )
+from sidecar.backends.ort_session import create_session, session_device
 from sidecar.rerank.options import RerankerOptions
 from sidecar.rerank.prompt import answer_tokens, load_tokenizer
 
@@ -160,7 +160,7 @@ class OnnxLMBackend(Backend):
         self._options = options
         self._tokenizer_path = tokenizer_path
         model_file = export_dir / (QUANTIZED_FILE if (export_dir / QUANTIZED_FILE).is_file() else MODEL_FILE)
-        self._session = ort.InferenceSession(str(model_file), self._session_options(), providers=self._providers())
+        self._session = create_session(model_file, self._options)
         self._input_names = {i.name for i in self._session.get_inputs()}
         self._answer_rows = np.load(export_dir / ANSWER_ROWS_FILE)
         config = json.loads((export_dir / "config.json").read_text()) if (export_dir / "config.json").is_file() else {}
@@ -183,20 +183,6 @@ class OnnxLMBackend(Backend):
             export_model(model_dir, target, quantization=options.resolved_quantization, yes=answers.yes, no=answers.no)
         return cls(target, options=options, tokenizer_path=tokenizer_path)
 
-    def _session_options(self) -> ort.SessionOptions:
-        session_options = ort.SessionOptions()
-        session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if self._options.num_threads:
-            session_options.intra_op_num_threads = self._options.num_threads
-        return session_options
-
-    def _providers(self) -> list[str]:
-        wants_cuda = self._options.device in ("auto", "cuda")
-        if wants_cuda and "CUDAExecutionProvider" in ort.get_available_providers():
-            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        if self._options.device == "cuda":
-            raise BackendError("device=cuda (RESCORE_DEVICE) but onnxruntime has no CUDAExecutionProvider")
-        return ["CPUExecutionProvider"]
 
     @property
     def model_key(self) -> str:
@@ -204,7 +190,7 @@ class OnnxLMBackend(Backend):
 
     @property
     def device(self) -> str:
-        return "cuda" if self._session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+        return session_device(self._session)
 
     def tokenizer_spec(self) -> TokenizerSpec:
         return TokenizerSpec(tokenizer_file=self._tokenizer_path, max_length=self._options.max_length)

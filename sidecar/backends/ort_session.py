@@ -1,0 +1,31 @@
+"""ONNX Runtime session creation shared by the ONNX backends (cross-encoder, exported causal LM)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import onnxruntime as ort
+
+from sidecar.backends.base import BackendError
+from sidecar.rerank.options import RerankerOptions
+
+
+def create_session(model_file: str | Path, options: RerankerOptions) -> ort.InferenceSession:
+    """Open a session with full graph optimization on the device the options ask for."""
+    session_options = ort.SessionOptions()
+    session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if options.num_threads:
+        session_options.intra_op_num_threads = options.num_threads
+    return ort.InferenceSession(str(model_file), session_options, providers=_providers(options.device))
+
+
+def session_device(session: ort.InferenceSession) -> str:
+    """Return "cuda" when the session runs on the CUDA provider, else "cpu"."""
+    return "cuda" if session.get_providers()[0] == "CUDAExecutionProvider" else "cpu"
+
+
+def _providers(device: str) -> list[str]:
+    if device in ("auto", "cuda") and "CUDAExecutionProvider" in ort.get_available_providers():
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    if device == "cuda":
+        raise BackendError("device=cuda (RESCORE_DEVICE) but onnxruntime has no CUDAExecutionProvider")
+    return ["CPUExecutionProvider"]
