@@ -43,6 +43,8 @@ class Services:
             weights=settings.weight_pair,
             timeout_ms=settings.rerank_timeout_ms,
             max_window=settings.max_window_size,
+            max_text_chars=settings.max_text_chars,
+            text_overflow=settings.text_overflow,
         )
         self._lock = threading.Lock()
         self._embedder = None
@@ -92,7 +94,7 @@ class Services:
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app: the only place where services are wired together."""
-    from sidecar.api import admin, auth, proxy, rerank_compat, rescore, search
+    from sidecar.api import admin, auth, openapi, proxy, rerank_compat, rescore, search
     from sidecar.api.errors import register_error_handlers
 
     settings = settings or Settings.from_env()
@@ -107,6 +109,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(rescore.bp)
     app.register_blueprint(rerank_compat.bp)
     app.register_blueprint(search.bp)
+    app.register_blueprint(openapi.bp)
     app.register_blueprint(proxy.bp)  # last: its catch-all route must not shadow ours
     if settings.preload_model:
         try:

@@ -69,6 +69,10 @@ class Settings:
     rerank_timeout_ms: int = 30000
     # Largest window_size a request may ask for.
     max_window_size: int = 1000
+    # Longest query or document text (characters) given to the reranker, and what to do with longer
+    # ones: "truncate" (cut and report it: ext.rerank.truncated, meta.warnings) or "reject" (422).
+    max_text_chars: int = 100000
+    text_overflow: str = "truncate"
     # Load the reranker model at start-up (false: only when first used).
     preload_model: bool = True
     # Reranker engine options (RESCORE_BACKEND, RESCORE_MODEL, ...; see sidecar/rerank/options.py).
@@ -92,6 +96,10 @@ class Settings:
             raise SettingsError(f"{ENV_PREFIX}CIRCUIT_FAILURES must be >= 0 and {ENV_PREFIX}CIRCUIT_COOLDOWN_S > 0")
         if self.opensearch_timeout_s <= 0:
             raise SettingsError(f"{ENV_PREFIX}OPENSEARCH_TIMEOUT_S must be > 0")
+        if self.max_text_chars < 1:
+            raise SettingsError(f"{ENV_PREFIX}MAX_TEXT_CHARS must be >= 1")
+        if self.text_overflow not in ("truncate", "reject"):
+            raise SettingsError(f"{ENV_PREFIX}TEXT_OVERFLOW must be truncate or reject")
         if self.rerank_fusion not in ("replace", "linear", "rrf"):
             raise SettingsError(f"{ENV_PREFIX}RERANK_FUSION must be replace, linear or rrf")
         if not 1 <= self.rerank_window_size <= self.max_window_size:

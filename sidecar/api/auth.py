@@ -15,7 +15,7 @@ from sidecar.api.errors import Unauthorized
 # Blueprints whose requests end up at OpenSearch (guarded by RESCORE_PROXY_API_KEYS).
 _PROXIED = frozenset({"search", "proxy"})
 # Endpoints that probes must reach without a key.
-_OPEN = frozenset({"admin.health", "admin.ready"})
+_OPEN = frozenset({"admin.health", "admin.ready", "openapi.openapi_json"})
 
 
 def _digest(key: str) -> bytes:

@@ -13,6 +13,7 @@ from flask import Blueprint, current_app, jsonify
 
 from sidecar.api.errors import Overloaded, Unavailable, ValidationFailed
 from sidecar.api.schemas import json_body, optional_bool, optional_positive_int, required_str, text_list
+from sidecar.search.syntax import fit_text, fit_texts
 
 bp = Blueprint("rerank_compat", __name__)
 
@@ -41,6 +42,35 @@ def _max_documents() -> int:
     return current_app.extensions["rescore"].settings.max_window_size
 
 
+def fit_request(queries: list[str], query_field: str, texts: list[str], texts_field: str
+                ) -> tuple[list[str], list[str], list[str]]:
+    """Apply RESCORE_MAX_TEXT_CHARS to queries and texts: cut them (returning warnings) or reject (422).
+
+    A single query is named query_field; lists are named field[i].
+    """
+    settings = current_app.extensions["rescore"].settings
+    limit, overflow = settings.max_text_chars, settings.text_overflow
+    if len(queries) == 1:
+        query, cut = fit_text(queries[0], query_field, limit, overflow)
+        queries, queries_cut = [query], int(cut)
+    else:
+        queries, queries_cut = fit_texts(queries, query_field, limit, overflow)
+    texts, texts_cut = fit_texts(texts, texts_field, limit, overflow)
+    warnings = []
+    if queries_cut:
+        warnings.append(f"{queries_cut} {query_field} text(s) cut to {limit} characters (RESCORE_MAX_TEXT_CHARS)")
+    if texts_cut:
+        warnings.append(f"{texts_cut} of {len(texts)} {texts_field} cut to {limit} characters (RESCORE_MAX_TEXT_CHARS)")
+    return queries, texts, warnings
+
+
+def _with_warnings(response, warnings: list[str]):
+    """Flag truncation on a compat response whose shape has no room for it (TEI's bare list)."""
+    if warnings:
+        response.headers["X-Rescore-Warning"] = "; ".join(warnings)
+    return response
+
+
 def _ranked(scores: list[float], top_n: int | None) -> list[int]:
     order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
     return order[:top_n] if top_n else order
@@ -52,6 +82,7 @@ def _cohere_like(version: str):
     texts = text_list(body.get("documents"), "documents", max_items=_max_documents())
     top_n = optional_positive_int(body, "top_n")
     return_documents = optional_bool(body, "return_documents", False)
+    (query,), texts, warnings = fit_request([query], "query", texts, "documents")
     raw, model = score_texts(query, texts)
     results = []
     for i in _ranked(raw, top_n):
@@ -59,25 +90,30 @@ def _cohere_like(version: str):
         if return_documents:
             item["document"] = {"text": texts[i]}
         results.append(item)
+    meta = {"api_version": {"version": version}, "billed_units": {"search_units": 1}}
+    if warnings:
+        meta["warnings"] = warnings
     return {
         "id": str(uuid.uuid4()),
         "model": body.get("model") or model,
         "results": results,
         "usage": {"total_tokens": sum(len(t.split()) for t in texts) + len(query.split())},
-        "meta": {"api_version": {"version": version}, "billed_units": {"search_units": 1}},
-    }
+        "meta": meta,
+    }, warnings
 
 
 @bp.post("/v1/rerank")
 def rerank_v1():
     """Cohere v1 / Jina rerank: {query, documents, top_n, return_documents} -> results."""
-    return jsonify(_cohere_like("1"))
+    body, warnings = _cohere_like("1")
+    return _with_warnings(jsonify(body), warnings)
 
 
 @bp.post("/v2/rerank")
 def rerank_v2():
     """Cohere v2 rerank."""
-    return jsonify(_cohere_like("2"))
+    body, warnings = _cohere_like("2")
+    return _with_warnings(jsonify(body), warnings)
 
 
 @bp.post("/rerank")
@@ -88,6 +124,7 @@ def rerank_tei():
     texts = text_list(body.get("texts"), "texts", max_items=_max_documents())
     raw_scores = optional_bool(body, "raw_scores", False)
     return_text = optional_bool(body, "return_text", False)
+    (query,), texts, warnings = fit_request([query], "query", texts, "texts")
     raw, _ = score_texts(query, texts)
     out = []
     for i in _ranked(raw, None):
@@ -95,7 +132,7 @@ def rerank_tei():
         if return_text:
             item["text"] = texts[i]
         out.append(item)
-    return jsonify(out)
+    return _with_warnings(jsonify(out), warnings)
 
 
 @bp.post("/score")
@@ -109,6 +146,7 @@ def score_vllm():
     seconds = [second] if isinstance(second, str) else text_list(second, "text_2", max_items=limit)
     if isinstance(first, str) and not first.strip():
         raise ValidationFailed("text_1 must be a non-empty string", field="text_1")
+    firsts, seconds, warnings = fit_request(firsts, "text_1", seconds, "text_2")
     if len(firsts) == 1:
         pairs = [(firsts[0], s) for s in seconds]
     elif len(firsts) == len(seconds):
@@ -125,11 +163,14 @@ def score_vllm():
         for i, s in zip(indices, raw):
             scores[i] = sigmoid(s)
     tokens = sum(len(q.split()) + len(d.split()) for q, d in pairs)
-    return jsonify({
+    out = {
         "id": f"score-{uuid.uuid4().hex}",
         "object": "list",
         "created": int(time.time()),
         "model": body.get("model") or model,
         "data": [{"index": i, "object": "score", "score": s} for i, s in enumerate(scores)],
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0},
-    })
+    }
+    if warnings:
+        out["meta"] = {"warnings": warnings}
+    return _with_warnings(jsonify(out), warnings)

@@ -1,12 +1,15 @@
 """POST /v1/rescore: rerank hits (or plain documents) an app already has."""
 from __future__ import annotations
 
+import dataclasses
+import math
+
 from flask import Blueprint, current_app, jsonify
 
 from sidecar.api.errors import ValidationFailed
 from sidecar.api.schemas import json_body, required_str, text_list
 from sidecar.search.flow import rerank_window
-from sidecar.search.syntax import build_spec
+from sidecar.search.syntax import build_spec, fit_text
 
 bp = Blueprint("rescore", __name__)
 
@@ -20,6 +23,8 @@ def rescore():
     services = current_app.extensions["rescore"]
     body = json_body()
     query = required_str(body, "query")
+    defaults = services.rerank_defaults
+    query, query_truncated = fit_text(query, "query", defaults.max_text_chars, defaults.text_overflow)
     unknown = sorted(set(body) - {"query", "hits", "documents", "explain", *_OPTION_KEYS})
     if unknown:
         raise ValidationFailed(f"unknown key {unknown[0]!r}", field=unknown[0])
@@ -38,11 +43,18 @@ def rescore():
             raise ValidationFailed("hits must be a non-empty list of hit objects", field="hits")
         if len(hits) > limit:
             raise ValidationFailed(f"hits has {len(hits)} items; the maximum is {limit}", field="hits")
+        for i, hit in enumerate(hits):
+            score = hit.get("_score")
+            if score is not None and (not isinstance(score, (int, float)) or isinstance(score, bool)
+                                      or not math.isfinite(score)):
+                raise ValidationFailed("a hit's _score must be a finite number or null", field=f"hits[{i}]._score")
         options = {k: body[k] for k in _OPTION_KEYS if k in body}
     options.setdefault("window_size", min(len(hits), limit))
-    spec = build_spec(options, query, services.rerank_defaults, "body", explain=bool(body.get("explain")))
+    spec = build_spec(options, query, defaults, "body", explain=bool(body.get("explain")))
+    spec = dataclasses.replace(spec, query_truncated=query_truncated)
     window = hits[:spec.window_size]
-    outcome = rerank_window(lambda: services.reranker, spec, window, breaker=services.breaker)
+    outcome = rerank_window(lambda: services.reranker, spec, window, breaker=services.breaker,
+                            text_field="documents" if "documents" in body else "hits")
     ordered = []
     for position in outcome.order:
         if position in outcome.removed:

@@ -21,7 +21,7 @@ from sidecar.rerank.breaker import CircuitBreaker
 from sidecar.rerank.documents import apply_source_filter, hit_text, plan_source
 from sidecar.search import fusion
 from sidecar.search.opensearch import OpenSearchUnavailable
-from sidecar.search.syntax import RerankSpec
+from sidecar.search.syntax import RerankSpec, fit_texts
 
 log = logging.getLogger(__name__)
 
@@ -129,11 +129,18 @@ def page_of(ordered: list[dict], from_: int, size: int) -> list[dict]:
 
 
 def rerank_window(reranker_factory: Callable[[], Any], spec: RerankSpec, window_hits: list[dict], *,
-                  breaker: CircuitBreaker | None = None) -> WindowOutcome:
-    """Score and fuse one window; on any reranker failure (or an open circuit) keep first-stage order."""
+                  breaker: CircuitBreaker | None = None, text_field: str = "hits.hits") -> WindowOutcome:
+    """Score and fuse one window; on any reranker failure (or an open circuit) keep first-stage order.
+
+    Hit texts longer than spec.max_text_chars are cut (counted in info["truncated"], with a cut
+    query) or, with text_overflow "reject", make a 422 naming `text_field[i]`.
+    """
     identity = list(range(len(window_hits)))
     if not window_hits:
         return WindowOutcome(identity, {}, {}, set(), "skipped", {"reason": "no hits"})
+    texts, truncated = fit_texts([hit_text(hit, spec.fields) for hit in window_hits], text_field,
+                                 spec.max_text_chars, spec.text_overflow)
+    truncated += spec.query_truncated
     if breaker is not None and not breaker.allow():
         retry = breaker.snapshot().retry_in_s
         return WindowOutcome(identity, {}, {}, set(), "circuit_open",
@@ -144,7 +151,6 @@ def rerank_window(reranker_factory: Callable[[], Any], spec: RerankSpec, window_
         if spec.model and spec.model not in (reranker.model, "default"):
             raise ValidationFailed(f"model {spec.model!r} is not served here (serving {reranker.model!r})",
                                    field="model")
-        texts = [hit_text(hit, spec.fields) for hit in window_hits]
         result = reranker.score(spec.query_text, texts, instruction=spec.instruction,
                                 timeout_s=spec.timeout_ms / 1000)
     except ValidationFailed:
@@ -165,7 +171,7 @@ def rerank_window(reranker_factory: Callable[[], Any], spec: RerankSpec, window_
         breaker.record_success()
 
     info = {"model": result.model, "cache_hits": result.cache_hits, "scored": result.scored,
-            "rerank_ms": round(result.took_ms, 1)}
+            "rerank_ms": round(result.took_ms, 1), "truncated": truncated}
     scored = [i for i, s in enumerate(result.scores) if s is not None]
     if not scored:
         return WindowOutcome(identity, {}, {}, set(), result.status, info)

@@ -31,6 +31,8 @@ class RerankDefaults:
     rank_constant: int = 60
     timeout_ms: int = 30000
     max_window: int = MAX_WINDOW
+    max_text_chars: int = 100000
+    text_overflow: str = "truncate"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,6 +51,10 @@ class RerankSpec:
     model: str | None
     explain: bool = False
     syntax: str = "opensearch"
+    # Text limits (RESCORE_MAX_TEXT_CHARS / RESCORE_TEXT_OVERFLOW); query_truncated: query_text was cut.
+    max_text_chars: int = 100000
+    text_overflow: str = "truncate"
+    query_truncated: bool = False
 
 
 @dataclass(frozen=True)
@@ -247,6 +253,26 @@ def _translate_retriever(retriever: Any, where: str) -> tuple[dict, dict[str, st
 
 # --- shared validation ---------------------------------------------------------------------
 
+def fit_text(text: str, field: str, max_chars: int, overflow: str) -> tuple[str, bool]:
+    """Return (text cut to max_chars, whether it was cut); in "reject" mode a longer text is a 422."""
+    if len(text) <= max_chars:
+        return text, False
+    if overflow == "reject":
+        raise ValidationFailed(f"{field} has {len(text)} characters; the maximum is {max_chars} "
+                               "(RESCORE_MAX_TEXT_CHARS)", field=field)
+    return text[:max_chars], True
+
+
+def fit_texts(texts: list[str], field: str, max_chars: int, overflow: str) -> tuple[list[str], int]:
+    """fit_text over a list whose items are named field[i]; return the texts and how many were cut."""
+    out, cut = [], 0
+    for i, text in enumerate(texts):
+        fitted, was_cut = fit_text(text, f"{field}[{i}]", max_chars, overflow)
+        out.append(fitted)
+        cut += was_cut
+    return out, cut
+
+
 def build_spec(raw: dict, query_text: Any, defaults: RerankDefaults, where: str, *, explain: bool = False,
                syntax: str = "rescore-api") -> RerankSpec:
     """Validate rerank options given directly (rescore API) and return the spec."""
@@ -288,11 +314,15 @@ def _spec(raw: dict, query_text: Any, body: dict, defaults: RerankDefaults, wher
     model = raw.get("model")
     if model is not None and not isinstance(model, str):
         raise ValidationFailed("model must be a string", field=f"{where}.model")
+    query_text, query_truncated = fit_text(query_text, f"{where}.query_text", defaults.max_text_chars,
+                                           defaults.text_overflow)
     return RerankSpec(
         query_text=query_text, window_size=window, fields=tuple(fields), instruction=instruction,
         fusion=fusion, weights=(float(weights[0]), float(weights[1])), rank_constant=rank_constant,
         min_score=None if min_score is None else float(min_score), timeout_ms=timeout_ms, model=model,
         explain=bool(body.get("explain", False)), syntax=syntax,
+        max_text_chars=defaults.max_text_chars, text_overflow=defaults.text_overflow,
+        query_truncated=query_truncated,
     )
 
 
