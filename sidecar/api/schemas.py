@@ -9,18 +9,23 @@ from flask import request
 from sidecar.api.errors import BadRequest, ValidationFailed
 
 
+def parse_json(raw: bytes, field: str = "body") -> Any:
+    """Decode UTF-8 JSON bytes, or raise a 400 naming `field` and the problem."""
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadRequest("request body is not valid UTF-8", field=field) from None
+    except json.JSONDecodeError as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+                         field=field) from None
+
+
 def json_body() -> dict:
     """Return the request body as a JSON object, or raise a 400 naming the problem."""
     raw = request.get_data(cache=True)
     if not raw:
         raise BadRequest("request body is empty; expected a JSON object", field="body")
-    try:
-        body = json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise BadRequest("request body is not valid UTF-8", field="body") from None
-    except json.JSONDecodeError as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-                         field="body") from None
+    body = parse_json(raw)
     if not isinstance(body, dict):
         raise ValidationFailed("request body must be a JSON object", field="body")
     return body

@@ -12,6 +12,7 @@ from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 
 from sidecar.api.errors import BadRequest, UpstreamUnavailable
 from sidecar.api.proxy import forward_current_request
+from sidecar.api.schemas import parse_json
 from sidecar.search.flow import UpstreamError, search_with_rerank
 from sidecar.search.opensearch import OpenSearchUnavailable
 from sidecar.search.syntax import plan_search, wants_rerank
@@ -27,16 +28,6 @@ def _services():
 
 def _json_response(body: Any, status: int = 200) -> Response:
     return Response(json.dumps(body), status=status, content_type="application/json; charset=UTF-8")
-
-
-def _parse_json(raw: bytes, field: str = "body") -> Any:
-    try:
-        return json.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise BadRequest("request body is not valid UTF-8", field=field) from None
-    except json.JSONDecodeError as exc:
-        raise BadRequest(f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-                         field=field) from None
 
 
 def _query_params() -> dict[str, str]:
@@ -61,7 +52,7 @@ def search(index: str | None):
     raw = request.get_data(cache=True)
     if _MARKER not in raw and b"retriever" not in raw:
         return forward_current_request()
-    body = _parse_json(raw)
+    body = parse_json(raw)
     if not wants_rerank(body) and not (isinstance(body, dict) and "retriever" in body):
         return forward_current_request()
     try:
@@ -77,7 +68,7 @@ def search_template(index: str | None):
     raw = request.get_data(cache=True)
     if not raw:
         return forward_current_request()
-    template_request = _parse_json(raw)
+    template_request = parse_json(raw)
     try:
         rendered = _render_if_rerank(template_request)
         if rendered is None:
@@ -144,8 +135,8 @@ def _parse_ndjson(raw: bytes) -> list[tuple[dict, Any]]:
         raise BadRequest("msearch body must have an even number of lines (header, body pairs)", field="body")
     entries = []
     for i in range(0, len(lines), 2):
-        header = _parse_json(lines[i].encode(), field=f"line {i + 1}")
-        body = _parse_json(lines[i + 1].encode(), field=f"line {i + 2}")
+        header = parse_json(lines[i].encode(), field=f"line {i + 1}")
+        body = parse_json(lines[i + 1].encode(), field=f"line {i + 2}")
         if not isinstance(header, dict):
             raise BadRequest("msearch header must be a JSON object", field=f"line {i + 1}")
         entries.append((header, body))
