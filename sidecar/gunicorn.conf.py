@@ -1,4 +1,8 @@
 """gunicorn settings derived from the sidecar's RESCORE_* settings."""
+import os
+import shutil
+import tempfile
+
 from sidecar.config import Settings
 
 _settings = Settings.from_env()
@@ -13,6 +17,44 @@ preload_app = False
 timeout = 600
 graceful_timeout = 30
 keepalive = 5
-accesslog = "-"
+# The app writes its own access line per request (logger sidecar.access, with the request id).
+accesslog = None
 errorlog = "-"
 loglevel = _settings.log_level.lower()
+if _settings.log_format == "json":
+    logconfig_dict = {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"json": {"()": "sidecar.observability.logs.JsonFormatter"}},
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json",
+                                 "stream": "ext://sys.stderr"}},
+        "loggers": {"gunicorn.error": {"handlers": ["console"], "level": _settings.log_level, "propagate": False}},
+    }
+
+# Several workers share one /metrics view through prometheus_client's multiprocess mode: its
+# directory must be in the environment before any worker imports prometheus_client.
+_metrics_dir = _settings.metrics_dir
+_own_metrics_dir = False
+if workers > 1 and not _metrics_dir:
+    _metrics_dir = tempfile.mkdtemp(prefix="rescore-metrics-")
+    _own_metrics_dir = True
+if _metrics_dir:
+    os.makedirs(_metrics_dir, exist_ok=True)
+    for _stale in os.listdir(_metrics_dir):  # values of a previous run would be summed in
+        if _stale.endswith(".db"):
+            os.remove(os.path.join(_metrics_dir, _stale))
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
+    os.environ["RESCORE_METRICS_DIR"] = _metrics_dir
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges from the shared metrics."""
+    if _metrics_dir:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid, _metrics_dir)
+
+
+def on_exit(server):
+    if _own_metrics_dir:
+        shutil.rmtree(_metrics_dir, ignore_errors=True)

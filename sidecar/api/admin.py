@@ -1,9 +1,10 @@
-"""Liveness and readiness endpoints (open to probes even when API keys are set)."""
+"""Liveness, readiness and metrics endpoints (open to probes and scrapers even when API keys are set)."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 
 from sidecar.api.auth import is_authenticated
+from sidecar.observability.metrics import CONTENT_TYPE, metrics
 
 bp = Blueprint("admin", __name__)
 
@@ -33,3 +34,9 @@ def ready():
     response = jsonify(body)
     response.status_code = 200 if ok else 503
     return response
+
+
+@bp.get("/metrics")
+def prometheus_metrics():
+    """Expose Prometheus metrics (all gunicorn workers when RESCORE_METRICS_DIR is set)."""
+    return Response(metrics().render(), content_type=CONTENT_TYPE)

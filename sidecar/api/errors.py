@@ -7,6 +7,7 @@ from flask import Flask, jsonify
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from werkzeug.exceptions import HTTPException
 
+from sidecar.observability.metrics import metrics
 from sidecar.search.opensearch import OpenSearchUnavailable
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(SidecarError)
     def _sidecar_error(exc: SidecarError):
+        metrics().observe_error(exc.error_type)
         if exc.status >= 500:
             log.warning("request failed status=%d error_type=%s error=%s", exc.status, exc.error_type, exc.message)
         response = jsonify(exc.to_dict())
@@ -108,6 +110,8 @@ def register_error_handlers(app: Flask) -> None:
     def _http(exc: HTTPException):
         if exc.code == 413:
             return _sidecar_error(PayloadTooLarge("request body is larger than RESCORE_MAX_BODY_BYTES"))
-        response = jsonify({"error": exc.description, "error_type": exc.name.lower().replace(" ", "_")})
+        error_type = exc.name.lower().replace(" ", "_")
+        metrics().observe_error(error_type)
+        response = jsonify({"error": exc.description, "error_type": error_type})
         response.status_code = exc.code or 500
         return response

@@ -47,10 +47,26 @@ class BatchPolicy:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """Scores of one request in input order (None = not scored before the deadline)."""
+    """Scores of one request in input order (None = not scored before the deadline).
+
+    queue_ms: from enqueue until the first batch holding one of its pairs started (or until the
+    request stopped waiting); model_ms: summed run time of the batches that held its pairs.
+    """
 
     scores: list[float | None]
     complete: bool
+    queue_ms: float = 0.0
+    model_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class BatchStats:
+    """One scored batch: pairs, real tokens, padded tokens (longest x count) and run time."""
+
+    size: int
+    tokens: int
+    padded_tokens: int
+    seconds: float
 
 
 def plan_batches(costs: Sequence[int], policy: BatchPolicy) -> list[list[int]]:
@@ -82,6 +98,15 @@ class _Ticket(Generic[T]):
         self.abandoned = False
         self.done = threading.Event()
         self.lock = threading.Lock()
+        self.enqueued = time.perf_counter()
+        self.first_batch: float | None = None
+        self.model_s = 0.0
+
+    def batch_started(self, now: float, seconds: float) -> None:
+        with self.lock:
+            if self.first_batch is None:
+                self.first_batch = now
+            self.model_s += seconds
 
     def live(self, now: float) -> bool:
         """Return whether the requester still waits for scores."""
@@ -103,7 +128,9 @@ class _Ticket(Generic[T]):
     def snapshot(self) -> Outcome:
         with self.lock:
             self.abandoned = True
-            return Outcome(scores=list(self.scores), complete=self.remaining == 0)
+            queue_end = self.first_batch if self.first_batch is not None else time.perf_counter()
+            return Outcome(scores=list(self.scores), complete=self.remaining == 0,
+                           queue_ms=(queue_end - self.enqueued) * 1e3, model_ms=self.model_s * 1e3)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +151,10 @@ class Scheduler(Generic[T]):
         policy: BatchPolicy,
         queue_size: int,
         name: str = "rerank",
+        on_batch: Callable[[BatchStats], None] | None = None,
     ) -> None:
         self._score_fn = score_fn
+        self._on_batch = on_batch
         self._cost_fn = cost_fn
         self._policy = policy
         self._queue_size = queue_size
@@ -206,12 +235,17 @@ class Scheduler(Generic[T]):
                 return
             started = time.perf_counter()
             scores = self._score_fn([e.ticket.items[e.index] for e in live])
-            logger.debug(
-                "batch_scored size=%d padded_tokens=%d took_ms=%.1f",
-                len(live), len(live) * max(e.cost for e in live), (time.perf_counter() - started) * 1e3,
-            )
+            seconds = time.perf_counter() - started
+            stats = BatchStats(size=len(live), tokens=sum(e.cost for e in live),
+                               padded_tokens=len(live) * max(e.cost for e in live), seconds=seconds)
+            logger.debug("batch_scored size=%d padded_tokens=%d took_ms=%.1f", stats.size, stats.padded_tokens,
+                         seconds * 1e3)
+            for ticket in {id(e.ticket): e.ticket for e in live}.values():
+                ticket.batch_started(started, seconds)
             for entry, score in zip(live, scores, strict=True):
                 entry.ticket.fill(entry.index, score)
+            if self._on_batch is not None:
+                self._on_batch(stats)
         except Exception as exc:  # handed to every waiting request; the worker keeps running
             logger.exception("batch_failed size=%d", len(live))
             error = exc if isinstance(exc, RerankError) else _wrap_backend_error(exc)

@@ -85,3 +85,24 @@ def test_concurrent_rerank_searches_on_two_workers(two_worker_sidecar, opensearc
     assert worst < TOLERANCE
     booted = set(re.findall(r"Booting worker with pid: (\d+)", log_path.read_text()))
     assert len(booted) == 2, "both workers started"
+
+
+def test_metrics_count_requests_of_both_workers(two_worker_sidecar):
+    """/metrics aggregates every worker (prometheus multiprocess mode set up by gunicorn.conf.py)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    url, log_path = two_worker_sidecar
+
+    def health_count() -> float:
+        text = requests.get(f"{url}/metrics", timeout=30).text
+        return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+                   if s.name == "rescore_http_requests_total" and s.labels.get("endpoint") == "admin.health")
+
+    before = health_count()
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        statuses = list(pool.map(lambda _: requests.get(f"{url}/health", timeout=30).status_code, range(40)))
+    assert statuses == [200] * 40
+    # Every scrape, whichever worker answers it, sees all 40 requests.
+    assert [health_count() - before for _ in range(4)] == [40.0] * 4
+    pids = set(re.findall(r"Booting worker with pid: (\d+)", log_path.read_text()))
+    assert len(pids) == 2

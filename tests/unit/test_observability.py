@@ -1,0 +1,120 @@
+"""JSON log lines, request ids, metric recording and the scheduler's queue/model timings."""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from sidecar.observability.logs import JsonFormatter, bind_request_id, choose_request_id, reset_request_id
+from sidecar.observability.metrics import Metrics, read_eval_metrics
+from sidecar.rerank.scheduler import BatchPolicy, BatchStats, Scheduler
+
+
+def _record(message: str, *args, **extra) -> logging.LogRecord:
+    record = logging.LogRecord("sidecar.test", logging.INFO, __file__, 1, message, args, None)
+    for key, value in extra.items():
+        setattr(record, key, value)
+    return record
+
+
+def test_json_lines_carry_request_id_and_key_value_fields():
+    token = bind_request_id("abc-123")
+    try:
+        line = JsonFormatter().format(_record("rerank_search index=%s status=%s total_ms=%.1f nan_ms=nan",
+                                              "docs", "ok", 12.34))
+    finally:
+        reset_request_id(token)
+    entry = json.loads(line)
+    assert entry["request_id"] == "abc-123" and entry["level"] == "INFO" and entry["logger"] == "sidecar.test"
+    assert entry["event"] == "rerank_search"
+    assert entry["index"] == "docs" and entry["status"] == "ok" and entry["total_ms"] == 12.3
+    assert entry["nan_ms"] == "nan"  # non-finite numbers stay strings: the line must stay valid JSON
+    assert entry["msg"].startswith("rerank_search index=docs")
+
+
+def test_plain_sentences_are_not_split_and_extra_fields_are_kept():
+    entry = json.loads(JsonFormatter().format(_record("sidecar ready settings={'a': 1}", user="u1")))
+    assert "event" not in entry and "settings" not in entry and "request_id" not in entry
+    assert entry["user"] == "u1"
+
+
+def test_request_id_accepts_sane_caller_ids_only():
+    assert choose_request_id("from-header", "other") == "from-header"
+    assert choose_request_id(None, "opaque") == "opaque"
+    minted = choose_request_id("bad id with spaces", "x" * 201, "")
+    assert len(minted) == 32 and int(minted, 16) >= 0
+
+
+def _samples(metrics: Metrics) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for family in text_string_to_metric_families(metrics.render().decode()):
+        for sample in family.samples:
+            key = sample.name + json.dumps(sample.labels, sort_keys=True)
+            out[key] = sample.value
+    return out
+
+
+def test_rerank_ext_batches_and_cache_are_recorded(tmp_path):
+    metrics = Metrics()
+    metrics.observe_rerank({"status": "partial", "first_stage_ms": 12.0, "queue_ms": 1.0, "model_ms": 30.0,
+                            "fusion_ms": 0.2, "rerank_ms": 31.5, "took_ms": 45.0,
+                            "experiment": {"name": "e", "variant": "wide"}})
+    metrics.observe_rerank({"status": "ok", "first_stage_ms": 5.0})
+    metrics.observe_batch(BatchStats(size=4, tokens=400, padded_tokens=480, seconds=0.5))
+    metrics.observe_cache(hits=3, misses=1)
+    eval_file = tmp_path / "cranfield.json"
+    eval_file.write_text(json.dumps({"bm25": {"ndcg_cut_10": 0.3072}, "note": "ignored"}))
+    metrics.eval_file = str(eval_file)
+    s = _samples(metrics)
+    assert s['rescore_rerank_requests_total{"status": "partial", "variant": "wide"}'] == 1
+    assert s['rescore_rerank_requests_total{"status": "ok", "variant": "none"}'] == 1
+    assert s['rescore_degraded_total{"reason": "partial"}'] == 1
+    assert s['rescore_stage_duration_seconds_count{"stage": "first_stage"}'] == 2
+    assert abs(s['rescore_stage_duration_seconds_sum{"stage": "first_stage"}'] - 0.017) < 1e-9
+    assert s['rescore_stage_duration_seconds_count{"stage": "model"}'] == 1
+    assert s['rescore_model_tokens_total{}'] == 400 and s['rescore_model_pairs_total{}'] == 4
+    assert s['rescore_model_tokens_per_second{}'] == 800
+    assert s['rescore_batch_padded_tokens_sum{}'] == 480
+    assert s['rescore_cache_hit_ratio{}'] == 0.75
+    assert s['rescore_eval_quality{"dataset": "cranfield", "metric": "ndcg_cut_10", "mode": "bm25"}'] == 0.3072
+
+
+def test_unreadable_eval_file_exports_nothing(tmp_path):
+    assert read_eval_metrics(str(tmp_path / "missing.json")) == []
+    (tmp_path / "bad.json").write_text("{not json")
+    assert read_eval_metrics(str(tmp_path / "bad.json")) == []
+
+
+def test_scheduler_reports_queue_wait_and_model_time():
+    gate = threading.Event()
+    batches: list[BatchStats] = []
+
+    def slow_score(items):
+        gate.wait(5)
+        time.sleep(0.05)
+        return [float(i) for i in items]
+
+    scheduler = Scheduler(slow_score, cost_fn=lambda item: 10, policy=BatchPolicy(token_budget=10_000,
+                                                                                   max_batch_size=64),
+                          queue_size=100, on_batch=batches.append)
+    try:
+        first = threading.Thread(target=scheduler.run, args=([1, 2],))
+        first.start()
+        time.sleep(0.05)
+        result: dict = {}
+        second = threading.Thread(target=lambda: result.setdefault("o", scheduler.run([3, 4, 5])))
+        second.start()
+        time.sleep(0.1)
+        gate.set()
+        first.join(5)
+        second.join(5)
+    finally:
+        scheduler.close()
+    outcome = result["o"]
+    assert outcome.scores == [3.0, 4.0, 5.0] and outcome.complete
+    # The second request waited behind the first batch (>= 0.1 s) and then ran its own (>= 0.05 s).
+    assert outcome.queue_ms >= 100 and 45 <= outcome.model_ms < 1000
+    assert [b.size for b in batches] == [2, 3] and batches[1].tokens == 30 and batches[1].padded_tokens == 30
