@@ -6,5 +6,14 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 venv=$(bash scripts/setup_env.sh)
 bash scripts/opensearch.sh install
+# The browser test (tests/e2e) drives Debian's Chromium through its chromedriver; nothing is downloaded at run time.
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "test: installing chromium and chromium-driver with apt-get (for tests/e2e)" >&2
+  if ! { $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } >&2; then
+    echo "test: ERROR: could not install chromium and chromium-driver; the browser test needs them" >&2
+    exit 1
+  fi
+fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 exec "$venv/bin/python" -m pytest -q "$@"

@@ -71,6 +71,14 @@ def _with_warnings(response, warnings: list[str]):
     return response
 
 
+def _requested_model(body: dict) -> str | None:
+    """Return the request's `model` (echoed back, as these APIs do); a non-string is a 422."""
+    requested = body.get("model")
+    if requested is not None and not isinstance(requested, str):
+        raise ValidationFailed("model must be a string", field="model")
+    return requested
+
+
 def _ranked(scores: list[float], top_n: int | None) -> list[int]:
     order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
     return order[:top_n] if top_n else order
@@ -78,6 +86,7 @@ def _ranked(scores: list[float], top_n: int | None) -> list[int]:
 
 def _cohere_like(version: str):
     body = json_body()
+    requested_model = _requested_model(body)
     query = required_str(body, "query")
     texts = text_list(body.get("documents"), "documents", max_items=_max_documents())
     top_n = optional_positive_int(body, "top_n")
@@ -95,7 +104,7 @@ def _cohere_like(version: str):
         meta["warnings"] = warnings
     return {
         "id": str(uuid.uuid4()),
-        "model": body.get("model") or model,
+        "model": requested_model or model,
         "results": results,
         "usage": {"total_tokens": sum(len(t.split()) for t in texts) + len(query.split())},
         "meta": meta,
@@ -140,6 +149,7 @@ def rerank_tei():
 def score_vllm():
     """vLLM score: {model, text_1, text_2} (1:N or N:N) -> {data: [{index, score}]}."""
     body = json_body()
+    requested_model = _requested_model(body)
     first, second = body.get("text_1"), body.get("text_2")
     limit = _max_documents()
     firsts = [first] if isinstance(first, str) else text_list(first, "text_1", max_items=limit)
@@ -167,7 +177,7 @@ def score_vllm():
         "id": f"score-{uuid.uuid4().hex}",
         "object": "list",
         "created": int(time.time()),
-        "model": body.get("model") or model,
+        "model": requested_model or model,
         "data": [{"index": i, "object": "score", "score": s} for i, s in enumerate(scores)],
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens, "completion_tokens": 0},
     }
