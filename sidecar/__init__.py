@@ -18,8 +18,12 @@ class Services:
     """Long-lived objects shared by all requests of one worker: clients and models."""
 
     def __init__(self, settings: Settings) -> None:
+        from sidecar.experiments.ab import ExperimentConfig, load_config
+        from sidecar.rerank import doc_text
         from sidecar.rerank.breaker import CircuitBreaker
+        from sidecar.search.feedback_store import FeedbackStore
         from sidecar.search.opensearch import ConnectionInfo, OpenSearchGateway, make_client
+        from sidecar.search.query_understanding import build_pipeline
         from sidecar.search.syntax import RerankDefaults
         from sidecar.search.templates import TemplateInspector
 
@@ -45,11 +49,30 @@ class Services:
             max_window=settings.max_window_size,
             max_text_chars=settings.max_text_chars,
             text_overflow=settings.text_overflow,
+            passages=settings.passage_options,
+            # A bad template file stops the start-up: the error names the file.
+            doc_templates=doc_text.load_dir(settings.doc_templates_dir or doc_text.DEFAULT_DIR),
+            personalization=settings.personalization,
+            personalization_brand_field=settings.personalization_brand_field,
+            personalization_category_field=settings.personalization_category_field,
+            personalization_weight=settings.personalization_weight,
+            query_pipeline=build_pipeline(settings.query_analyzers, rules_file=settings.query_rules_file,
+                                          languages=settings.query_language_list),
         )
+        # A bad experiments file stops the start-up: the error names the file and the JSON path.
+        self.experiments = (load_config(settings.experiments_file, base=settings.reranker,
+                                        max_window=settings.max_window_size)
+                            if settings.experiments_file else ExperimentConfig())
+        self.feedback = FeedbackStore(self.client, settings.feedback_index)
         self._lock = threading.Lock()
         self._embedder = None
         self._reranker = None
         self._reranker_error: str | None = None
+        # Rerankers of experiment variants that change model/quantization/backend, one per options,
+        # each with its own circuit breaker so a failing variant never trips the control's.
+        self._variant_lock = threading.Lock()
+        self._variant_rerankers: dict[Any, Any] = {}
+        self._variant_breakers: dict[Any, CircuitBreaker] = {}
 
     @property
     def embedder(self):
@@ -78,6 +101,33 @@ class Services:
                     raise
             return self._reranker
 
+    def reranker_for(self, options):
+        """Return the reranker for these options: the default one for None, else built once and cached."""
+        if options is None or options == self.settings.reranker:
+            return self.reranker
+        with self._variant_lock:
+            service = self._variant_rerankers.get(options)
+            if service is None:
+                from sidecar.rerank.service import build_reranker
+
+                service = build_reranker(options)
+                self._variant_rerankers[options] = service
+            return service
+
+    def breaker_for(self, options):
+        """Return the circuit breaker of the reranker for these options (None: the default one)."""
+        if options is None or options == self.settings.reranker:
+            return self.breaker
+        with self._variant_lock:
+            breaker = self._variant_breakers.get(options)
+            if breaker is None:
+                from sidecar.rerank.breaker import CircuitBreaker
+
+                breaker = CircuitBreaker(failures=self.settings.circuit_failures,
+                                         cooldown_s=self.settings.circuit_cooldown_s)
+                self._variant_breakers[options] = breaker
+            return breaker
+
     def reranker_health(self) -> dict[str, Any]:
         """Return the reranker's health without loading it."""
         if self._reranker is not None:
@@ -89,27 +139,39 @@ class Services:
     def close(self) -> None:
         if self._reranker is not None:
             self._reranker.close()
+        for service in self._variant_rerankers.values():
+            service.close()
         self.gateway.close()
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app: the only place where services are wired together."""
-    from sidecar.api import admin, auth, openapi, proxy, rerank_compat, rescore, search
+    from sidecar.api import admin, auth, feedback, openapi, proxy, rerank_compat, rescore, search, ui
     from sidecar.api.errors import register_error_handlers
 
+    from sidecar.observability import http as observability_http
+    from sidecar.observability import metrics as observability_metrics
+    from sidecar.observability import tracing
+    from sidecar.observability.logs import configure_logging
+
     settings = settings or Settings.from_env()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_level, settings.log_format)
+    observability_metrics.configure(settings.metrics_dir, settings.eval_metrics_file)
+    tracing.configure(settings.tracing)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     services = Services(settings)
     app.extensions["rescore"] = services
     register_error_handlers(app)
+    observability_http.install(app)
     auth.install(app)
     app.register_blueprint(admin.bp)
     app.register_blueprint(rescore.bp)
+    app.register_blueprint(feedback.bp)
     app.register_blueprint(rerank_compat.bp)
     app.register_blueprint(search.bp)
     app.register_blueprint(openapi.bp)
+    app.register_blueprint(ui.bp)
     app.register_blueprint(proxy.bp)  # last: its catch-all route must not shadow ours
     if settings.preload_model:
         try:

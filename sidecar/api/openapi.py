@@ -10,6 +10,8 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
+from sidecar.search.templates import MODES
+
 bp = Blueprint("openapi", __name__)
 
 # A string with at least one non-blank character (the views reject "" and "   ").
@@ -125,11 +127,41 @@ _RESCORE_OPTIONS = {
     "min_score": {"type": "number"},
     "timeout_ms": {"type": "integer", "minimum": 1},
     "model": {"type": "string"},
+    "passages": {
+        "description": "Long documents: score passages of at most max_tokens tokens, aggregate per document; "
+                       "true/false, or an object (enabled unless it says not). Defaults: RESCORE_PASSAGE*.",
+        "anyOf": [{"type": "boolean"}, {"type": "object", "additionalProperties": False, "properties": {
+            "enabled": {"type": "boolean"},
+            "max_tokens": {"type": "integer", "minimum": 16, "maximum": 8192},
+            "overlap": {"type": "integer", "minimum": 0, "description": "At most max_tokens/2."},
+            "aggregate": {"type": "string", "enum": ["max", "mean"]},
+            "top_k": {"type": "integer", "minimum": 1, "description": "mean: of the top_k best; <= max_passages."},
+            "max_passages": {"type": "integer", "minimum": 1, "maximum": 64}}}]},
+    "doc_template": {
+        "description": "Document text template (\"{title}\\nBrand: {brand}\"), the name of a loaded one, or false "
+                       "for plain `fields` (absent: the template configured for the hit's _index, if any).",
+        "anyOf": [{"type": "string", "minLength": 1}, {"type": "boolean", "enum": [False]}]},
+    "user_context": {
+        "type": "object", "additionalProperties": False,
+        "description": "Personalization (RESCORE_PERSONALIZATION=on): a bounded term added after fusion.",
+        "properties": {
+            "preferred_brands": {"type": "array", "maxItems": 100, "items": _NON_BLANK},
+            "preferred_categories": {"type": "array", "maxItems": 100, "items": _NON_BLANK},
+            "boosts": {"type": "array", "maxItems": 100, "items": {
+                "type": "object", "additionalProperties": False, "required": ["field", "value"],
+                "properties": {"field": _NON_BLANK, "value": {"anyOf": [_NON_BLANK, {"type": "number"}]},
+                               "weight": {"type": "number", "minimum": 0, "maximum": 1}}}},
+            "weight": {"type": "number", "minimum": 0, "maximum": 1},
+        },
+    },
+    "query_understanding": {"type": "boolean", "description": "false: skip normalization, language and rules."},
 }
 
 _HIT = {"type": "object", "description": "An OpenSearch/Elasticsearch hit (`_id`, `_score`, `_source`, ...).",
         "properties": {"_id": {"type": "string"}, "_score": {"type": "number", "nullable": True},
-                       "_source": {"type": "object"}, "_rerank_score": {"type": "number"}}}
+                       "_source": {"type": "object"}, "_rerank_score": {"type": "number"},
+                       "highlight": {"type": "object", "description": "Passages on: `_rerank_passage` holds "
+                                     "the best passage of a long document (other highlight fields kept)."}}}
 
 _RESCORE_REQUEST = {
     "type": "object",
@@ -163,6 +195,19 @@ _RERANK_EXT = {
         "rerank_ms": {"type": "number"},
         "truncated": {"type": "integer", "minimum": 0,
                       "description": "Texts (query included) cut to RESCORE_MAX_TEXT_CHARS."},
+        "passages": {"type": "object", "description": "Passages on: documents split, passages, passages scored.",
+                     "properties": {"docs_split": {"type": "integer"}, "passages": {"type": "integer"},
+                                    "passages_scored": {"type": "integer"}}},
+        "query_id": {"type": "string", "description": "Joins click feedback (POST /v1/feedback) to this response: "
+                                                      "X-Request-Id / X-Opaque-Id, else a new uuid4 hex."},
+        "experiment": _ref("ExperimentAssignment"),
+        "query": {"type": "object", "description": "Query understanding (RESCORE_QUERY_ANALYZERS).", "properties": {
+            "normalized": {"type": "string"}, "language": {"type": "string"}, "type": {"type": "string"},
+            "rule": {"type": "string", "nullable": True}, "instruction": {"type": "string", "nullable": True},
+            "instruction_source": {"type": "string", "enum": ["request", "rule", "default"]}}},
+        "personalization": {"type": "object", "required": ["applied"], "properties": {
+            "applied": {"type": "boolean"}, "boosted": {"type": "integer", "minimum": 0},
+            "weight": {"type": "number"}, "scale": {"type": "number"}, "reason": {"type": "string"}}},
     },
 }
 
@@ -186,11 +231,157 @@ _TEI_REQUEST = {
     },
 }
 
+_FEEDBACK_ID = {"type": "string", "pattern": r"\S", "maxLength": 512}
+
+_FEEDBACK_EVENT = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["query_id", "doc_id", "position"],
+    "description": "One shown result: an impression (click false) or a click.",
+    "properties": {
+        "query_id": {**_FEEDBACK_ID, "description": "ext.rerank.query_id of the search response."},
+        "doc_id": {**_FEEDBACK_ID, "description": "The hit's _id."},
+        "position": {"type": "integer", "minimum": 1, "maximum": 100000, "description": "1 = top result."},
+        "click": {"type": "boolean", "default": False},
+        "dwell_ms": {"type": "number", "minimum": 0, "maximum": 1e12,
+                     "description": "Time on the clicked document; >= 30000 counts as a satisfied click."},
+        "user_id": _FEEDBACK_ID,
+        "session_id": _FEEDBACK_ID,
+        "variant": {**_FEEDBACK_ID, "description": "ext.rerank.experiment.variant of the response."},
+        "experiment": {**_FEEDBACK_ID, "description": "ext.rerank.experiment.name of the response."},
+        "query_text": {"type": "string", "maxLength": 10000},
+        "timestamp": {"description": "ISO 8601 (naive = UTC) or epoch milliseconds, 1970..9998; default now.",
+                      "anyOf": [{"type": "string", "format": "date-time"}, {"type": "integer"}]},
+    },
+}
+
+_FEEDBACK_REQUEST = {
+    "description": "One event, or a batch: stored all together or not at all.",
+    "anyOf": [
+        _ref("FeedbackEvent"),
+        {"type": "object", "additionalProperties": False, "required": ["events"], "properties": {
+            "events": {"type": "array", "minItems": 1, "maxItems": 10000, "items": _ref("FeedbackEvent")}}},
+    ],
+}
+
+_FEEDBACK_RESPONSE = {"type": "object", "required": ["accepted"],
+                      "properties": {"accepted": {"type": "integer", "minimum": 1}}}
+
+_INTERVAL = {"type": "object", "required": ["mean", "ci_low", "ci_high"], "properties": {
+    "mean": {"type": "number"}, "ci_low": {"type": "number"}, "ci_high": {"type": "number"}}}
+
+_FEEDBACK_REPORT = {
+    "type": "object",
+    "required": ["experiment", "k", "control", "metrics", "variants", "vs_control"],
+    "properties": {
+        "experiment": {"type": "string", "nullable": True},
+        "k": {"type": "integer"},
+        "control": {"type": "string"},
+        "metrics": {"type": "array", "items": {"type": "string"}, "description": "CTR@k, MRR, NDCG@k."},
+        "confidence": {"type": "number"},
+        "resamples": {"type": "integer"},
+        "seed": {"type": "integer"},
+        "definitions": {"type": "object", "additionalProperties": {"type": "string"}},
+        "events": {"type": "integer"},
+        "dropped": {"type": "object", "additionalProperties": {"type": "integer"}},
+        "variants": {"type": "object", "additionalProperties": {
+            "type": "object", "required": ["queries", "impressions", "clicked_results", "metrics"], "properties": {
+                "queries": {"type": "integer"}, "impressions": {"type": "integer"},
+                "clicked_results": {"type": "integer"},
+                "metrics": {"type": "object", "additionalProperties": _INTERVAL}}}},
+        "vs_control": {"type": "object", "additionalProperties": {
+            "type": "object", "additionalProperties": {
+                "type": "object", "required": ["diff", "ci_low", "ci_high", "significant"], "properties": {
+                    "diff": {"type": "number"}, "ci_low": {"type": "number"}, "ci_high": {"type": "number"},
+                    "relative": {"type": "number", "nullable": True}, "significant": {"type": "boolean"}}}}},
+    },
+}
+
+_EXPERIMENT_ASSIGNMENT = {
+    "type": "object",
+    "required": ["name", "variant", "unit", "bucket", "assigned"],
+    "description": "The A/B variant of this request (RESCORE_EXPERIMENTS_FILE).",
+    "properties": {
+        "name": {"type": "string"},
+        "variant": {"type": "string"},
+        "unit": {"type": "string", "enum": ["user", "session"]},
+        "bucket": {"type": "integer", "minimum": 0, "maximum": 9999, "nullable": True},
+        "assigned": {"type": "boolean", "description": "false: no X-User-Id / X-Session-Id; got the control."},
+        "reason": {"type": "string"},
+    },
+}
+
 _TEI_RESPONSE = {
     "type": "array",
     "items": {"type": "object", "required": ["index", "score"], "properties": {
         "index": {"type": "integer", "minimum": 0}, "score": {"type": "number"}, "text": {"type": "string"}}},
 }
+
+
+_COMPARE_REQUEST = {
+    "type": "object",
+    "required": ["index", "template", "query"],
+    "additionalProperties": False,
+    "properties": {
+        "index": {"type": "string", "maxLength": 255, "pattern": r'^[^_\-+.\\/*?"<>| ,#:A-Z][^\\/*?"<>| ,#:A-Z]*$',
+                  "description": "One index: no wildcards, lists or hidden (dot) indices."},
+        "template": {"type": "string", "enum": list(MODES),
+                     "description": "First stage: the stored template rescore-<template> (es_templates/search/)."},
+        "query": _NON_BLANK,
+        "size": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10,
+                 "description": "Hits shown in each list."},
+        "window_size": {"type": "integer", "minimum": 1, "maximum": 1000,
+                        "description": "First-stage hits reranked; default RESCORE_RERANK_WINDOW_SIZE."},
+        "fields": _RESCORE_OPTIONS["fields"],
+    },
+}
+
+_COMPARE_HIT = {
+    "type": "object",
+    "required": ["id", "score", "rank", "title", "text_snippet"],
+    "properties": {
+        "id": {"type": "string"},
+        "score": {"type": "number", "nullable": True,
+                  "description": "First stage: OpenSearch's score; reranked: the fused score."},
+        "rank": {"type": "integer", "minimum": 1},
+        "title": {"type": "string"},
+        "text_snippet": {"type": "string"},
+        "first_stage_rank": {"type": "integer", "minimum": 1, "description": "Reranked list only."},
+        "rank_change": {"type": "integer", "description": "Reranked list only: first_stage_rank - rank (> 0: up)."},
+        "rerank_score": {"type": "number", "nullable": True,
+                         "description": "Reranked list only: the model's raw score (null: not scored)."},
+    },
+}
+
+_COMPARE_RESPONSE = {
+    "type": "object",
+    "required": ["first_stage", "reranked", "timings", "rerank"],
+    "properties": {
+        "first_stage": {"type": "array", "items": _COMPARE_HIT},
+        "reranked": {"type": "array", "items": _COMPARE_HIT},
+        "timings": {"type": "object", "required": ["embed_ms", "first_stage_ms", "rerank_ms", "total_ms"],
+                    "properties": {k: {"type": "number", "minimum": 0}
+                                   for k in ("embed_ms", "first_stage_ms", "rerank_ms", "total_ms")}},
+        "rerank": _RERANK_EXT,
+    },
+}
+
+_COMPARE_OPTIONS = {
+    "type": "object",
+    "required": ["indices", "templates", "defaults"],
+    "properties": {
+        "indices": {"type": "array", "items": {"type": "object", "required": ["name"], "properties": {
+            "name": {"type": "string"}, "docs": {"type": "integer", "nullable": True}}}},
+        "templates": {"type": "array", "items": {"type": "string", "enum": list(MODES)}},
+        "defaults": {"type": "object"},
+    },
+}
+
+
+def _static_file(summary: str, media_type: str) -> dict[str, Any]:
+    return {"get": {"summary": summary, "tags": ["ui"], "security": [],
+                    "responses": {"200": {"description": summary,
+                                          "content": {media_type: {"schema": {"type": "string"}}}}}}}
 
 
 def _post(summary: str, request: dict, response: dict, tag: str) -> dict[str, Any]:
@@ -225,12 +416,39 @@ SPEC: dict[str, Any] = {
             "summary": "Readiness: OpenSearch reachable and reranker loaded.", "tags": ["probes"], "security": [],
             "responses": {"200": _json(_ref("Ready"), "Ready."), "503": _json(_ref("Ready"), "Not ready.")},
         }},
+        "/metrics": {"get": {
+            "summary": "Prometheus metrics (text exposition format 0.0.4); all workers aggregated.",
+            "tags": ["probes"], "security": [],
+            "responses": {"200": {"description": "Metrics.",
+                                  "content": {"text/plain": {"schema": {"type": "string"}}}}},
+        }},
         "/openapi.json": {"get": {
             "summary": "This document.", "tags": ["probes"], "security": [],
             "responses": {"200": _json({"type": "object"}, "The OpenAPI document.")},
         }},
         "/v1/rescore": _post("Rerank hits or documents the caller already has.", _ref("RescoreRequest"),
                              _ref("RescoreResponse"), "rescore"),
+        "/v1/feedback": {"post": {
+            "summary": "Store click/impression events (all or none) in RESCORE_FEEDBACK_INDEX.",
+            "tags": ["experiments"],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("FeedbackRequest")}}},
+            "responses": {"200": _json(_ref("FeedbackResponse"), "How many events were stored."),
+                          **_errors("400", "401", "413", "422", "502")},
+        }},
+        "/v1/feedback/report": {"get": {
+            "summary": "Per-variant CTR@k, MRR and NDCG@k (95% bootstrap CIs, 1000 resamples) of stored events.",
+            "tags": ["experiments"],
+            "parameters": [
+                {"name": "experiment", "in": "query", "schema": {"type": "string"},
+                 "description": "Only this experiment's events (needed when several are stored)."},
+                {"name": "k", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000,
+                                                        "default": 10}},
+                {"name": "control", "in": "query", "schema": {"type": "string"},
+                 "description": "Control variant (default: the one named control, else the first by name)."},
+            ],
+            "responses": {"200": _json(_ref("FeedbackReport"), "The report."),
+                          **_errors("401", "422", "502")},
+        }},
         "/v1/rerank": _post("Cohere v1 / Jina rerank.", _ref("CohereRerankRequest"),
                             _ref("CohereRerankResponse"), "compat"),
         "/v2/rerank": _post("Cohere v2 rerank.", _ref("CohereRerankRequest"), _ref("CohereRerankResponse"),
@@ -238,6 +456,24 @@ SPEC: dict[str, Any] = {
         "/rerank": _post("TEI rerank.", _ref("TeiRerankRequest"), _ref("TeiRerankResponse"), "compat"),
         "/score": _SCORE_OP,
         "/v1/score": _SCORE_OP,
+        "/ui": _static_file("The comparison page: first-stage vs reranked results side by side.", "text/html"),
+        "/ui/ui.js": _static_file("The comparison page's script.", "text/javascript"),
+        "/ui/ui.css": _static_file("The comparison page's style sheet.", "text/css"),
+        "/v1/compare": {"post": {
+            "summary": "Run one first stage (a stored template) and return it next to its reranked version.",
+            "tags": ["ui"],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("CompareRequest")}}},
+            "responses": {"200": _json(_ref("CompareResponse"), "Both lists, stage timings, ext.rerank."),
+                          **_errors("400", "401", "413", "422", "502"),
+                          "503": _json(_ref("Error"), "The query embedder (kNN, hybrid) is missing; `field` "
+                                                      "names `template`.")},
+        }},
+        "/v1/compare/options": {"get": {
+            "summary": "Indices (no hidden ones), templates and defaults for the comparison page.",
+            "tags": ["ui"],
+            "responses": {"200": _json(_ref("CompareOptions"), "What the page offers."),
+                          **_errors("401", "502")},
+        }},
     },
     "components": {
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
@@ -262,6 +498,14 @@ SPEC: dict[str, Any] = {
             "ScoreResponse": _SCORE_RESPONSE,
             "RescoreRequest": _RESCORE_REQUEST,
             "RescoreResponse": _RESCORE_RESPONSE,
+            "ExperimentAssignment": _EXPERIMENT_ASSIGNMENT,
+            "FeedbackEvent": _FEEDBACK_EVENT,
+            "FeedbackRequest": _FEEDBACK_REQUEST,
+            "FeedbackResponse": _FEEDBACK_RESPONSE,
+            "FeedbackReport": _FEEDBACK_REPORT,
+            "CompareRequest": _COMPARE_REQUEST,
+            "CompareResponse": _COMPARE_RESPONSE,
+            "CompareOptions": _COMPARE_OPTIONS,
         },
         "responses": {
             f"Error{status}": _json(_ref("Error"), text)
@@ -271,6 +515,7 @@ SPEC: dict[str, Any] = {
                 "413": "The body is larger than RESCORE_MAX_BODY_BYTES.",
                 "422": "A field has a wrong type or value; `field` names it (e.g. `documents[3]`).",
                 "429": "The scoring queue is full (RESCORE_QUEUE_SIZE); retry after `Retry-After` seconds.",
+                "502": "OpenSearch did not answer (or answered with a server error).",
                 "503": "The reranker failed or missed its deadline.",
             }.items()
         },

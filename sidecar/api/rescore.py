@@ -7,14 +7,16 @@ import math
 from flask import Blueprint, current_app, jsonify
 
 from sidecar.api.errors import ValidationFailed
+from sidecar.api.experiment_hook import plan_experiment, request_identity
 from sidecar.api.schemas import json_body, required_str, text_list
-from sidecar.search.flow import rerank_window
+from sidecar.observability.metrics import metrics
+from sidecar.search.flow import request_ext, rerank_window
 from sidecar.search.syntax import build_spec, fit_text
 
 bp = Blueprint("rescore", __name__)
 
 _OPTION_KEYS = ("window_size", "fields", "instruction", "fusion", "weights", "rank_constant", "min_score",
-                "timeout_ms", "model")
+                "timeout_ms", "model", "user_context", "query_understanding", "passages", "doc_template")
 
 
 @bp.post("/v1/rescore")
@@ -51,9 +53,12 @@ def rescore():
         options = {k: body[k] for k in _OPTION_KEYS if k in body}
     options.setdefault("window_size", min(len(hits), limit))
     spec = build_spec(options, query, defaults, "body", explain=bool(body.get("explain")))
-    spec = dataclasses.replace(spec, query_truncated=query_truncated)
+    spec = dataclasses.replace(spec, query_truncated=query_truncated or spec.query_truncated)
+    identity = request_identity()
+    experiment = plan_experiment(services, spec, None, identity)  # experiments without "indices" apply
+    spec = experiment.spec
     window = hits[:spec.window_size]
-    outcome = rerank_window(lambda: services.reranker, spec, window, breaker=services.breaker,
+    outcome = rerank_window(experiment.reranker_factory, spec, window, breaker=experiment.breaker,
                             text_field="documents" if "documents" in body else "hits")
     ordered = []
     for position in outcome.order:
@@ -65,5 +70,9 @@ def rescore():
             hit["_score"] = outcome.fused[position]
         ordered.append(hit)
     ordered.extend(hits[spec.window_size:])
-    return jsonify({"hits": ordered, "ext": {"rerank": {"status": outcome.status, "window": len(window),
-                                                        "fusion": spec.fusion, **outcome.info}}})
+    ext = {"status": outcome.status, "window": len(window), "fusion": spec.fusion, **outcome.info,
+           **request_ext(spec, outcome.info), "query_id": identity.query_id}
+    if experiment.ext is not None:
+        ext["experiment"] = experiment.ext
+    metrics().observe_rerank(ext)
+    return jsonify({"hits": ordered, "ext": {"rerank": ext}})

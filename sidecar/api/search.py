@@ -1,6 +1,7 @@
 """ES/OpenSearch-compatible search endpoints that rerank when asked and pass through otherwise."""
 from __future__ import annotations
 
+import contextvars
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -11,8 +12,10 @@ from flask import Blueprint, Response, current_app, request
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 
 from sidecar.api.errors import BadRequest, UpstreamUnavailable
+from sidecar.api.experiment_hook import RequestIdentity, plan_experiment, request_identity
 from sidecar.api.proxy import forward_current_request
 from sidecar.api.schemas import parse_json
+from sidecar.observability.metrics import metrics
 from sidecar.search.flow import UpstreamError, search_with_rerank
 from sidecar.search.opensearch import OpenSearchUnavailable
 from sidecar.search.syntax import plan_search, wants_rerank
@@ -34,15 +37,21 @@ def _query_params() -> dict[str, str]:
     return {k: v for k, v in request.args.items()}
 
 
-def _run_plain_or_rerank(index: str | None, body: dict, params: dict[str, str]) -> dict:
-    """Execute one search body: reranked when it asks for it, plain otherwise."""
+def _run_plain_or_rerank(index: str | None, body: dict, params: dict[str, str],
+                         identity: RequestIdentity | None = None) -> dict:
+    """Execute one search body: reranked when it asks for it (A/B variant applied), plain otherwise."""
     services = _services()
     plan = plan_search(body, services.rerank_defaults)
     params = {**params, **plan.params}
     if plan.rerank is None:
         return services.client.search(index=index, body=plan.body, params=params)
-    return search_with_rerank(services.client, lambda: services.reranker, index, plan.body, plan.rerank, params,
-                              breaker=services.breaker)
+    identity = identity or request_identity()
+    experiment = plan_experiment(services, plan.rerank, index, identity)
+    result = search_with_rerank(services.client, experiment.reranker_factory, index, plan.body, experiment.spec,
+                                params, breaker=experiment.breaker, query_id=identity.query_id,
+                                experiment=experiment.ext)
+    metrics().observe_rerank(result.get("ext", {}).get("rerank"))
+    return result
 
 
 @bp.route("/_search", methods=["GET", "POST"], defaults={"index": None})
@@ -96,6 +105,7 @@ def msearch(index: str | None, templated: bool):
     started = time.perf_counter()
     base_params = _query_params()
     services = _services()
+    identity = request_identity()  # the entries run outside the request context
     app = current_app._get_current_object()
 
     def run(i: int) -> dict:
@@ -110,7 +120,7 @@ def msearch(index: str | None, templated: bool):
                 if body is None:  # a template entry that does not rerank: let OpenSearch run it
                     result = services.client.search_template(index=target, body=original, params=params)
                 else:
-                    result = _run_plain_or_rerank(target, body, params)
+                    result = _run_plain_or_rerank(target, body, params, identity.for_entry(i))
                 return {**result, "status": 200}
             except UpstreamError as exc:
                 return {**(exc.body if isinstance(exc.body, dict) else {"error": exc.body}), "status": exc.status}
@@ -122,7 +132,9 @@ def msearch(index: str | None, templated: bool):
                 error = exc.to_dict() if hasattr(exc, "to_dict") else {"type": type(exc).__name__, "reason": str(exc)}
                 return {"error": error, "status": status if isinstance(status, int) else 500}
 
-    responses = list(_MSEARCH_POOL.map(run, range(len(entries))))
+    # Each entry runs in the request's context (request id for logs and X-Opaque-Id, trace).
+    futures = [_MSEARCH_POOL.submit(contextvars.copy_context().run, run, i) for i in range(len(entries))]
+    responses = [future.result() for future in futures]
     return _json_response({"took": int((time.perf_counter() - started) * 1000), "responses": responses})
 
 

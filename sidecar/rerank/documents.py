@@ -29,8 +29,13 @@ def get_path(source: Any, path: str) -> list[str]:
     return out
 
 
-def hit_text(hit: dict, fields: tuple[str, ...]) -> str:
-    """Join the hit's values of `fields` (from _source, else from `fields`) into one text."""
+def hit_text(hit: dict, fields: tuple[str, ...], template: Any = None) -> str:
+    """Join the hit's values of `fields` (from _source, else from `fields`) into one text.
+
+    With a document template (rerank/doc_text.py) the template renders the text instead.
+    """
+    if template is not None:
+        return template.render(hit)
     source = hit.get("_source") or {}
     parts: list[str] = []
     for field in fields:

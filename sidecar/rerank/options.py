@@ -68,6 +68,9 @@ class RerankerOptions:
     num_threads: int = 0
     # Reuse the prompt+instruction+query KV cache across a query's documents (torch, quanto).
     shared_prefix: bool = True
+    # tokenizer.json that splits long documents into passages; "" = the backend's own tokenizer
+    # (remote backends have none: whitespace-separated words are the tokens then).
+    passage_tokenizer: str = ""
 
     def __post_init__(self) -> None:
         self.validate()
@@ -92,6 +95,8 @@ class RerankerOptions:
             raise OptionsError("remote_url (RESCORE_REMOTE_URL) is required with backend=remote")
         if not self.instruction.strip():
             raise OptionsError("instruction (RESCORE_INSTRUCTION) must not be empty")
+        if self.passage_tokenizer and not Path(self.passage_tokenizer).expanduser().is_file():
+            raise OptionsError(f"passage_tokenizer (RESCORE_PASSAGE_TOKENIZER) is not a file: {self.passage_tokenizer}")
 
     @property
     def is_causal_lm(self) -> bool:

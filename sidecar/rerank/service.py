@@ -9,8 +9,10 @@ from typing import Any
 
 from sidecar.backends import create_backend
 from sidecar.backends.base import Backend
+from sidecar.observability.metrics import metrics
 from sidecar.rerank.cache import ScoreCache, cache_key
 from sidecar.rerank.options import RerankerOptions
+from sidecar.rerank.passages import Splitter, splitter_for
 from sidecar.rerank.prompt import PairEncoder, build_encoder
 from sidecar.rerank.scheduler import BatchPolicy, Scheduler
 
@@ -35,15 +37,21 @@ class ScoreResult:
     took_ms: float
     model: str
     status: str
+    # Time this request waited for the scheduler and spent in model batches (0 when all cached).
+    queue_ms: float = 0.0
+    model_ms: float = 0.0
 
 
 class RerankService:
     """Score documents against a query with one backend, a score cache and a scheduler."""
 
     def __init__(
-        self, *, backend: Backend, encoder: PairEncoder, scheduler: Scheduler, cache: ScoreCache, instruction: str
+        self, *, backend: Backend, encoder: PairEncoder, scheduler: Scheduler, cache: ScoreCache, instruction: str,
+        passage_tokenizer: str = "",
     ) -> None:
         self.backend = backend
+        self._passage_tokenizer = passage_tokenizer
+        self._splitter: Splitter | None = None
         self._encoder = encoder
         self._scheduler = scheduler
         self._cache = cache
@@ -65,11 +73,14 @@ class RerankService:
         misses = [i for i, score in enumerate(scores) if score is None]
         hits = len(documents) - len(misses)
         complete = True
+        queue_ms = model_ms = 0.0
+        metrics().observe_cache(hits, len(misses))
         if misses:
             items = self._encoder.encode(query, [documents[i] for i in misses], instruction)
             remaining = None if timeout_s is None else max(0.0, timeout_s - (time.perf_counter() - started))
             outcome = self._scheduler.run(items, timeout_s=remaining)
             complete = outcome.complete
+            queue_ms, model_ms = outcome.queue_ms, outcome.model_ms
             for index, score in zip(misses, outcome.scores, strict=True):
                 scores[index] = score
             self._cache.put_many((keys[i], s) for i, s in zip(misses, outcome.scores, strict=True) if s is not None)
@@ -79,7 +90,19 @@ class RerankService:
         logger.info("rerank_scored docs=%d cache_hits=%d scored=%d status=%s took_ms=%.1f",
                     len(documents), hits, scored, status, took_ms)
         return ScoreResult(scores=scores, cache_hits=hits, scored=scored, took_ms=took_ms, model=self.model,
-                           status=status)
+                           status=status, queue_ms=queue_ms, model_ms=model_ms)
+
+    @property
+    def passage_splitter(self) -> Splitter:
+        """The tokenizer that splits long documents into passages, loaded on first use.
+
+        RESCORE_PASSAGE_TOKENIZER when set, else the backend's own tokenizer, else (remote
+        backends) whitespace-separated words.
+        """
+        if self._splitter is None:  # a race loads it twice; both results are equal
+            spec = self.backend.tokenizer_spec()
+            self._splitter = splitter_for(self._passage_tokenizer or (spec.tokenizer_file if spec else None))
+        return self._splitter
 
     def clear_cache(self) -> None:
         """Forget every cached score (after a model change or for benchmarks)."""
@@ -122,9 +145,10 @@ def build_service(backend: Backend, options: RerankerOptions) -> RerankService:
                            max_batch_size=options.max_batch_size),
         queue_size=options.queue_size,
         name=f"rerank-{backend.device}",
+        on_batch=metrics().observe_batch,
     )
     return RerankService(backend=backend, encoder=encoder, scheduler=scheduler, cache=ScoreCache(options.cache_size),
-                         instruction=options.instruction)
+                         instruction=options.instruction, passage_tokenizer=options.passage_tokenizer)
 
 
 def build_reranker(options: RerankerOptions) -> RerankService:
@@ -132,6 +156,7 @@ def build_reranker(options: RerankerOptions) -> RerankService:
     started = time.perf_counter()
     backend = create_backend(options)
     service = build_service(backend, options)
+    metrics().set_model(options.backend, service.model, options.resolved_quantization, backend.device)
     logger.info("reranker_built backend=%s model=%s device=%s took_s=%.1f", options.backend, service.model,
                 backend.device, time.perf_counter() - started)
     return service

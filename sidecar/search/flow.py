@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from opensearchpy import OpenSearch
@@ -17,15 +18,20 @@ from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import TransportError
 
 from sidecar.api.errors import ValidationFailed
+from sidecar.observability import tracing
 from sidecar.rerank.breaker import CircuitBreaker
+from sidecar.rerank import passages
+from sidecar.rerank.doc_text import template_fields, template_for
 from sidecar.rerank.documents import apply_source_filter, hit_text, plan_source
-from sidecar.search import fusion
+from sidecar.search import fusion, personalization
 from sidecar.search.opensearch import OpenSearchUnavailable
 from sidecar.search.syntax import RerankSpec, fit_texts
 
 log = logging.getLogger(__name__)
 
 _UNSUPPORTED_WITH_RERANK = ("search_after", "scroll", "pit")
+# The highlight field that carries a long document's best passage (passages on).
+PASSAGE_HIGHLIGHT = "_rerank_passage"
 
 
 class UpstreamError(Exception):
@@ -47,12 +53,21 @@ class WindowOutcome:
     removed: set[int]
     status: str
     info: dict[str, Any]
+    # The personalization detail of each position's _explanation (empty: not applied).
+    personal: dict[int, dict] = field(default_factory=dict)
+    # Passages on: position -> (best passage index, passage count, best passage score).
+    passages: dict[int, tuple[int, int, float]] = field(default_factory=dict)
 
 
 def search_with_rerank(client: OpenSearch, reranker_factory: Callable[[], Any], index: str | None,
                        body: dict, spec: RerankSpec, params: dict[str, str], *,
-                       breaker: CircuitBreaker | None = None) -> dict:
-    """Run the full flow for one search request and return an OpenSearch-shaped response."""
+                       breaker: CircuitBreaker | None = None, query_id: str | None = None,
+                       experiment: dict[str, Any] | None = None) -> dict:
+    """Run the full flow for one search request and return an OpenSearch-shaped response.
+
+    ext.rerank carries query_id (given, else a new uuid4 hex) so click feedback can be joined to
+    this response, and the A/B assignment as ext.rerank.experiment when there is one.
+    """
     started = time.perf_counter()
     body, params = dict(body), dict(params)
     for key in _UNSUPPORTED_WITH_RERANK:
@@ -63,15 +78,20 @@ def search_with_rerank(client: OpenSearch, reranker_factory: Callable[[], Any], 
     window = spec.window_size
     body["from"] = 0
     body["size"] = first_stage_size(from_, size, window, may_remove=spec.min_score is not None)
-    source = plan_source(body.get("_source"), spec.fields, missing="_source" not in body)
+    needed = spec.fields + personal_fields(spec) + template_fields(spec.doc_template, spec.index_templates, index)
+    source = plan_source(body.get("_source"), needed, missing="_source" not in body)
     if source.changed:
         body["_source"] = source.send
 
-    response = _first_stage(client, index, body, params)
+    with tracing.span("first_stage", index=index or "", size=body["size"]):
+        response = _first_stage(client, index, body, params)
     first_ms = (time.perf_counter() - started) * 1000
     hits: list[dict] = response.get("hits", {}).get("hits", [])
     window_hits = hits[:window]
-    outcome = rerank_window(reranker_factory, spec, window_hits, breaker=breaker)
+    with tracing.span("rerank", window=len(window_hits), fusion=spec.fusion) as current:
+        outcome = rerank_window(reranker_factory, spec, window_hits, breaker=breaker)
+        tracing.set_attributes(current, status=outcome.status, **{k: v for k, v in outcome.info.items()
+                                                                  if k.endswith("_ms")})
 
     for position in outcome.order:
         hit = window_hits[position]
@@ -100,7 +120,11 @@ def search_with_rerank(client: OpenSearch, reranker_factory: Callable[[], Any], 
         "first_stage_ms": round(first_ms, 1),
         "took_ms": round(total_ms, 1),
         **outcome.info,
+        **request_ext(spec, outcome.info),
+        "query_id": query_id or uuid.uuid4().hex,
     }
+    if experiment is not None:
+        ext["rerank"]["experiment"] = experiment
     log.info("rerank_search index=%s status=%s window=%d first_stage_ms=%.1f total_ms=%.1f",
              index, outcome.status, len(window_hits), first_ms, total_ms)
     return response
@@ -138,8 +162,9 @@ def rerank_window(reranker_factory: Callable[[], Any], spec: RerankSpec, window_
     identity = list(range(len(window_hits)))
     if not window_hits:
         return WindowOutcome(identity, {}, {}, set(), "skipped", {"reason": "no hits"})
-    texts, truncated = fit_texts([hit_text(hit, spec.fields) for hit in window_hits], text_field,
-                                 spec.max_text_chars, spec.text_overflow)
+    raw_texts = [hit_text(hit, spec.fields, template_for(hit, spec.doc_template, spec.index_templates))
+                 for hit in window_hits]
+    texts, truncated = fit_texts(raw_texts, text_field, spec.max_text_chars, spec.text_overflow)
     truncated += spec.query_truncated
     if breaker is not None and not breaker.allow():
         retry = breaker.snapshot().retry_in_s
@@ -151,7 +176,9 @@ def rerank_window(reranker_factory: Callable[[], Any], spec: RerankSpec, window_
         if spec.model and spec.model not in (reranker.model, "default"):
             raise ValidationFailed(f"model {spec.model!r} is not served here (serving {reranker.model!r})",
                                    field="model")
-        result = reranker.score(spec.query_text, texts, instruction=spec.instruction,
+        # Passages of all documents go in one call: the scheduler batches them, the cache keeps each.
+        split = passages.plan(texts, reranker.passage_splitter, spec.passages) if spec.passages.enabled else None
+        result = reranker.score(spec.query_text, split.texts if split else texts, instruction=spec.instruction,
                                 timeout_s=spec.timeout_ms / 1000)
     except ValidationFailed:
         if breaker is not None:
@@ -171,14 +198,30 @@ def rerank_window(reranker_factory: Callable[[], Any], spec: RerankSpec, window_
         breaker.record_success()
 
     info = {"model": result.model, "cache_hits": result.cache_hits, "scored": result.scored,
-            "rerank_ms": round(result.took_ms, 1), "truncated": truncated}
-    scored = [i for i, s in enumerate(result.scores) if s is not None]
+            "rerank_ms": round(result.took_ms, 1), "queue_ms": round(result.queue_ms, 1),
+            "model_ms": round(result.model_ms, 1), "truncated": truncated}
+    doc_scores, best = result.scores, {}
+    if split is not None:
+        doc_scores, best = _passage_scores(split, result.scores, spec, window_hits, info)
+    scored = [i for i, s in enumerate(doc_scores) if s is not None]
     if not scored:
         return WindowOutcome(identity, {}, {}, set(), result.status, info)
     first = [window_hits[i].get("_score") for i in scored]
-    rerank = [float(result.scores[i]) for i in scored]
+    rerank = [float(doc_scores[i]) for i in scored]
+    fuse_started = time.perf_counter()
     fused_list = fusion.fuse(first, rerank, method=spec.fusion, weights=spec.weights,
                              rank_constant=spec.rank_constant)
+    info["fusion_ms"] = round((time.perf_counter() - fuse_started) * 1000, 3)
+    personal: dict[int, dict] = {}
+    if spec.user_context is not None and spec.personalization:
+        # After fusion, on the fused scale, for the reranked window only (README "Personalization").
+        applied = personalization.apply([window_hits[i].get("_source") or {} for i in scored], fused_list,
+                                        spec.user_context, method=spec.fusion, weights=spec.weights,
+                                        rank_constant=spec.rank_constant)
+        fused_list = applied.fused
+        personal = {scored[k]: applied.details[k] for k in range(len(scored))}
+        info["personalization"] = {"applied": True, "boosted": applied.boosted, "weight": spec.user_context.weight,
+                                   "scale": applied.scale}
     # Scored hits are reordered among the positions they held; unscored ones (deadline) stay put.
     new_order = identity.copy()
     for slot, pick in zip(scored, fusion.order_by(fused_list)):
@@ -189,7 +232,49 @@ def rerank_window(reranker_factory: Callable[[], Any], spec: RerankSpec, window_
     if spec.min_score is not None:
         removed = {pos for pos, s in rerank_by_pos.items() if s < spec.min_score}
         info["min_score_removed"] = len(removed)
-    return WindowOutcome(new_order, fused, rerank_by_pos, removed, result.status, info)
+    return WindowOutcome(new_order, fused, rerank_by_pos, removed, result.status, info, personal, passages=best)
+
+
+def _passage_scores(split: passages.PassagePlan, flat: list[float | None], spec: RerankSpec,
+                    window_hits: list[dict], info: dict[str, Any]) -> tuple[list[float | None], dict]:
+    """Aggregate passage scores per document and put each best passage into its hit's highlight.
+
+    After a deadline a document with at least one scored passage gets the aggregate of those.
+    """
+    scores: list[float | None] = []
+    best: dict[int, tuple[int, int, float]] = {}
+    for position, (doc, doc_scores) in enumerate(zip(split.passages, split.per_document(flat), strict=True)):
+        score, index = passages.aggregate(doc_scores, spec.passages.aggregate, spec.passages.top_k)
+        scores.append(score)
+        if index is None:
+            continue
+        best[position] = (index, len(doc), float(doc_scores[index]))
+        hit = window_hits[position]
+        highlight = hit.get("highlight") if isinstance(hit.get("highlight"), dict) else {}
+        hit["highlight"] = {**highlight, PASSAGE_HIGHLIGHT: [doc[index].text]}
+    info["passages"] = {"docs_split": split.docs_split, "passages": len(flat),
+                        "passages_scored": sum(s is not None for s in flat)}
+    return scores, best
+
+
+def personal_fields(spec: RerankSpec) -> tuple[str, ...]:
+    """Return the `_source` fields personalization reads (the first stage must return them)."""
+    if spec.user_context is None or not spec.personalization:
+        return ()
+    return tuple(f for f in spec.user_context.fields if f not in spec.fields)
+
+
+def request_ext(spec: RerankSpec, info: dict[str, Any]) -> dict[str, Any]:
+    """Return the ext.rerank keys on query understanding and on a user_context that was not applied."""
+    out: dict[str, Any] = {}
+    if spec.query_info is not None:
+        out["query"] = {**spec.query_info.to_ext(), "instruction": spec.instruction,
+                        "instruction_source": spec.instruction_source}
+    if spec.user_context is not None and "personalization" not in info:
+        reason = ("RESCORE_PERSONALIZATION is off; user_context was ignored" if not spec.personalization
+                  else "nothing was reranked")
+        out["personalization"] = {"applied": False, "reason": reason}
+    return out
 
 
 def _first_stage(client: OpenSearch, index: str | None, body: dict, params: dict[str, str]) -> dict:
@@ -218,12 +303,18 @@ def _explanation(hit: dict, outcome: WindowOutcome, position: int, spec: RerankS
     if isinstance(hit.get("_explanation"), dict):
         first_detail["details"] = [hit["_explanation"]]
     weights = f", weights={list(spec.weights)}" if spec.fusion != "replace" else ""
-    return {
-        "value": outcome.fused[position],
-        "description": f"rerank fusion={spec.fusion}{weights}",
-        "details": [
-            first_detail,
-            {"value": outcome.rerank[position], "description": f"rerank score (model {outcome.info.get('model')})",
-             "details": []},
-        ],
-    }
+    details = [
+        first_detail,
+        {"value": outcome.rerank[position], "description": f"rerank score (model {outcome.info.get('model')})",
+         "details": []},
+    ]
+    if position in outcome.passages:
+        index, count, score = outcome.passages[position]
+        how = "max" if spec.passages.aggregate == "max" else f"mean of the top {spec.passages.top_k}"
+        details[1]["details"] = [{"value": score, "description": f"best passage {index + 1} of {count} "
+                                  f"(document score: {how} of its passage scores)", "details": []}]
+    if position in outcome.personal:
+        details.append(outcome.personal[position])
+    plus = " + personalization" if position in outcome.personal else ""
+    return {"value": outcome.fused[position], "description": f"rerank fusion={spec.fusion}{weights}{plus}",
+            "details": details}

@@ -122,3 +122,44 @@ def count_lines(path: Path) -> int:
     """Count non-blank lines (for a progress bar total)."""
     with path.open("rb") as fh:
         return sum(1 for line in fh if line.strip())
+
+
+def ingest_records(client: OpenSearch, index: str, lines: Iterable[str], *, embedder: Embedder | None,
+                   embed_fields: tuple[str, ...] = ("title", "description"), refresh: bool = True) -> IngestReport:
+    """Index JSON lines as they are (structured documents such as products), `_id` taken from each.
+
+    Unlike `ingest` (BEIR title/text), every field stays where it is, so mappings like
+    es_templates/index/products.json apply; the embedding is of embed_fields joined by newlines.
+    """
+    report = IngestReport()
+    started = time.perf_counter()
+    actions: list[dict] = []
+    for number, raw in enumerate(lines, start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            report.rejected.append(Rejection(number, f"bad JSON: {exc.msg} at column {exc.colno}"))
+            continue
+        doc_id = record.pop("_id", None) if isinstance(record, dict) else None
+        if not isinstance(doc_id, (str, int)) or str(doc_id) == "":
+            report.rejected.append(Rejection(number, "missing _id"))
+            continue
+        actions.append({"_index": index, "_id": str(doc_id), "_source": record})
+    if embedder is not None and actions:
+        texts = ["\n".join(str(a["_source"].get(f, "")) for f in embed_fields).strip() for a in actions]
+        for action, vector in zip(actions, embedder.embed_documents(texts)):
+            action["_source"]["embedding"] = vector.tolist()
+    for ok, item in helpers.streaming_bulk(client, actions, raise_on_error=False, max_retries=2):
+        if ok:
+            report.indexed += 1
+        else:
+            error = next(iter(item.values()))
+            report.rejected.append(Rejection(0, f"rejected by OpenSearch: {error.get('_id')}: {error.get('error')}"))
+    if refresh:
+        client.indices.refresh(index=index)
+    report.seconds = time.perf_counter() - started
+    log.info("ingest_records index=%s indexed=%d rejected=%d seconds=%.1f", index, report.indexed,
+             len(report.rejected), report.seconds)
+    return report

@@ -6,7 +6,10 @@ import time
 from dataclasses import dataclass
 
 import requests
-from opensearchpy import OpenSearch
+from opensearchpy import OpenSearch, Transport
+
+from sidecar.observability import tracing
+from sidecar.observability.logs import current_request_id
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,34 @@ class ConnectionInfo:
         return (self.user, self.password) if self.user else None
 
 
+def correlation_headers(existing: dict[str, str] | None = None) -> dict[str, str]:
+    """Return the headers that tie an OpenSearch call to the request being served.
+
+    X-Opaque-Id (OpenSearch shows it in slow logs and the tasks API) carries the sidecar's request
+    id unless the caller already set one; traceparent carries the trace when tracing is on.
+    """
+    present = {k.lower() for k in (existing or {})}
+    headers: dict[str, str] = {}
+    request_id = current_request_id()
+    if request_id and "x-opaque-id" not in present:
+        headers["X-Opaque-Id"] = request_id
+    parent = tracing.traceparent()
+    if parent and "traceparent" not in present:
+        headers["traceparent"] = parent
+    return headers
+
+
+class CorrelatedTransport(Transport):
+    """opensearch-py transport that adds correlation_headers() to every call."""
+
+    def perform_request(self, method, url, params=None, body=None, timeout=None, ignore=(), headers=None):
+        extra = correlation_headers(headers)
+        if extra:
+            headers = {**(headers or {}), **extra}
+        return super().perform_request(method, url, params=params, body=body, timeout=timeout, ignore=ignore,
+                                       headers=headers)
+
+
 def make_client(info: ConnectionInfo) -> OpenSearch:
     """Build an opensearch-py client for structured calls (installer, ingest, search flow)."""
     tls = info.url.startswith("https")
@@ -66,6 +97,10 @@ def make_client(info: ConnectionInfo) -> OpenSearch:
         ssl_show_warn=False,
         timeout=info.timeout_s,
         http_compress=False,
+        transport_class=CorrelatedTransport,
+        # gthread workers and msearch entries call concurrently; a pool of 1 (urllib3's default)
+        # would drop and reopen connections ("Connection pool is full") under load.
+        pool_maxsize=32,
         **extra,
     )
 
@@ -95,6 +130,7 @@ class OpenSearchGateway:
         out_headers = {k: v for k, v in headers if k.lower() not in _HOP_BY_HOP}
         # requests adds "Accept-Encoding: gzip" by default; only ask for what the client asked for.
         out_headers.setdefault("Accept-Encoding", "identity")
+        out_headers.update(correlation_headers(out_headers))
         if self._info.user and not any(k.lower() == "authorization" for k in out_headers):
             auth = self._info.auth
         else:

@@ -11,12 +11,20 @@ Supported ways to ask for reranking:
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from sidecar.api.errors import ValidationFailed
+from sidecar.rerank.doc_text import DocTemplate, DocTemplateSet, TemplateError
+from sidecar.rerank.passages import PassageOptionError, PassageOptions
+from sidecar.search.personalization import UserContext, parse_user_context
+from sidecar.search.query_understanding import QueryInfo, QueryPipeline
 
 FUSIONS = ("replace", "linear", "rrf")
+# Per-request keys of personalization, query understanding, long documents and document
+# templates, accepted in every syntax.
+_REQUEST_KEYS = ("user_context", "query_understanding", "passages", "doc_template")
 MAX_WINDOW = 1000
 
 
@@ -33,6 +41,15 @@ class RerankDefaults:
     max_window: int = MAX_WINDOW
     max_text_chars: int = 100000
     text_overflow: str = "truncate"
+    # RESCORE_PASSAGE* (long documents) and the per-index templates of RESCORE_DOC_TEMPLATES_DIR.
+    passages: PassageOptions = PassageOptions()
+    doc_templates: DocTemplateSet = DocTemplateSet()
+    # RESCORE_PERSONALIZATION* (user_context), and the query-understanding pipeline (None = off).
+    personalization: bool = False
+    personalization_brand_field: str = "brand"
+    personalization_category_field: str = "category"
+    personalization_weight: float = 0.1
+    query_pipeline: QueryPipeline | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,6 +72,20 @@ class RerankSpec:
     max_text_chars: int = 100000
     text_overflow: str = "truncate"
     query_truncated: bool = False
+    # The request's user_context (validated even when RESCORE_PERSONALIZATION is off) and whether
+    # personalization is on for this server; applied only when both are there.
+    user_context: UserContext | None = None
+    personalization: bool = False
+    # What query understanding found (None: off for the server or the request); query_text is then
+    # its normalized text. instruction_source: "request", "rule" or "default" (the model's own).
+    query_info: QueryInfo | None = None
+    instruction_source: str = "default"
+    # Document template for the model input; set by a query rule when the request names none.
+    doc_template: str | None = None
+    # Long-document passages, and the per-index templates that apply when doc_template is None
+    # (empty when the request says "doc_template": false).
+    passages: PassageOptions = PassageOptions()
+    index_templates: DocTemplateSet = DocTemplateSet()
 
 
 @dataclass(frozen=True)
@@ -122,7 +153,7 @@ def _from_ext(raw: Any, original: dict, defaults: RerankDefaults) -> RerankSpec:
         raise ValidationFailed("rerank needs query_context.query_text or query_context.query_text_path",
                                field=f"{where}.query_context.query_text")
     known = {"query_context", "query_text", "query_text_path", "window_size", "fields", "instruction",
-             "fusion", "weights", "rank_constant", "min_score", "timeout_ms", "model"}
+             "fusion", "weights", "rank_constant", "min_score", "timeout_ms", "model", *_REQUEST_KEYS}
     _reject_unknown(raw, known, where)
     return _spec(raw, query_text, original, defaults, where, syntax="opensearch")
 
@@ -168,7 +199,7 @@ def _pop_rescore(body: dict, defaults: RerankDefaults) -> RerankSpec | None:
     if "window_size" in entry:
         merged.setdefault("window_size", entry["window_size"])
     known = {"query_text", "window_size", "fields", "instruction", "fusion", "weights", "rank_constant",
-             "min_score", "timeout_ms", "model"}
+             "min_score", "timeout_ms", "model", *_REQUEST_KEYS}
     _reject_unknown(raw, known, where)
     remaining = [e for i, e in enumerate(entries) if i != index]
     if remaining:
@@ -193,7 +224,7 @@ def _from_retriever(body: dict, defaults: RerankDefaults) -> SearchPlan:
     raw = retriever["text_similarity_reranker"]
     _require_object(raw, where)
     known = {"retriever", "field", "inference_text", "rank_window_size", "min_score", "inference_id",
-             "instruction", "fusion", "weights", "rank_constant", "timeout_ms", "filter"}
+             "instruction", "fusion", "weights", "rank_constant", "timeout_ms", "filter", *_REQUEST_KEYS}
     _reject_unknown(raw, known, where)
     if "inference_text" not in raw:
         raise ValidationFailed("text_similarity_reranker needs inference_text", field=f"{where}.inference_text")
@@ -208,7 +239,7 @@ def _from_retriever(body: dict, defaults: RerankDefaults) -> SearchPlan:
         "min_score": raw.get("min_score"),
         "model": raw.get("inference_id"),
     }
-    for key in ("instruction", "fusion", "weights", "rank_constant", "timeout_ms"):
+    for key in ("instruction", "fusion", "weights", "rank_constant", "timeout_ms", *_REQUEST_KEYS):
         if key in raw:
             options[key] = raw[key]
     if field is not None and not isinstance(field, str):
@@ -314,6 +345,28 @@ def _spec(raw: dict, query_text: Any, body: dict, defaults: RerankDefaults, wher
     model = raw.get("model")
     if model is not None and not isinstance(model, str):
         raise ValidationFailed("model must be a string", field=f"{where}.model")
+    passages = _passages(raw.get("passages"), defaults.passages, f"{where}.passages")
+    doc_template, index_templates = _doc_template(raw.get("doc_template"), defaults.doc_templates,
+                                                  f"{where}.doc_template")
+    user_context = None
+    if raw.get("user_context") is not None:
+        user_context = parse_user_context(
+            raw["user_context"], f"{where}.user_context", brand_field=defaults.personalization_brand_field,
+            category_field=defaults.personalization_category_field, default_weight=defaults.personalization_weight)
+    understand = raw.get("query_understanding", True)
+    if not isinstance(understand, bool):
+        raise ValidationFailed("query_understanding must be true or false", field=f"{where}.query_understanding")
+    query_info = None
+    instruction_source = "default" if instruction is None else "request"
+    if understand and defaults.query_pipeline is not None:
+        query_info = defaults.query_pipeline.analyze(query_text)
+        if not query_info.normalized:
+            raise ValidationFailed("query text is empty after normalization", field=f"{where}.query_text")
+        query_text = query_info.normalized
+        if instruction is None and query_info.instruction is not None:
+            instruction, instruction_source = query_info.instruction, "rule"  # the request's own always wins
+    if doc_template is None and raw.get("doc_template") is not False and query_info is not None:
+        doc_template = defaults.doc_templates.resolve(query_info.doc_template)  # a rule's template
     query_text, query_truncated = fit_text(query_text, f"{where}.query_text", defaults.max_text_chars,
                                            defaults.text_overflow)
     return RerankSpec(
@@ -322,8 +375,49 @@ def _spec(raw: dict, query_text: Any, body: dict, defaults: RerankDefaults, wher
         min_score=None if min_score is None else float(min_score), timeout_ms=timeout_ms, model=model,
         explain=bool(body.get("explain", False)), syntax=syntax,
         max_text_chars=defaults.max_text_chars, text_overflow=defaults.text_overflow,
-        query_truncated=query_truncated,
+        query_truncated=query_truncated, user_context=user_context, personalization=defaults.personalization,
+        query_info=query_info, instruction_source=instruction_source,
+        doc_template=doc_template, passages=passages, index_templates=index_templates,
     )
+
+
+def _passages(raw: Any, defaults: PassageOptions, field: str) -> PassageOptions:
+    """Return the request's passage options: true/false, or an object (enabled unless it says not)."""
+    if raw is None:
+        return defaults
+    if isinstance(raw, bool):
+        return dataclasses.replace(defaults, enabled=raw)
+    if not isinstance(raw, dict):
+        raise ValidationFailed("passages must be true, false or an object", field=field)
+    _reject_unknown(raw, {f.name for f in dataclasses.fields(PassageOptions)}, field)
+    try:
+        return dataclasses.replace(defaults, **{"enabled": True, **raw})
+    except PassageOptionError as exc:
+        raise ValidationFailed(str(exc), field=f"{field}.{exc.key}") from None
+
+
+def _doc_template(raw: Any, templates: DocTemplateSet, field: str) -> tuple[str | None, DocTemplateSet]:
+    """Return (template source or None, per-index templates) for the request's doc_template.
+
+    Absent: the per-index templates apply. false: none do (plain `fields`). A string with a
+    `{field}` is an inline template; one without names a loaded template (its file name).
+    """
+    if raw is None:
+        return None, templates
+    if raw is False:
+        return None, DocTemplateSet()
+    if not isinstance(raw, str) or not raw.strip():
+        raise ValidationFailed("doc_template must be a template string, a template name, or false", field=field)
+    if "{" not in raw:
+        named = templates.named(raw.strip())
+        if named is None:
+            known = ", ".join(e.name for e in templates.templates) or "none loaded"
+            raise ValidationFailed(f"no document template named {raw.strip()!r} ({known})", field=field)
+        return named.source, templates
+    try:
+        return DocTemplate.parse(raw).source, templates
+    except TemplateError as exc:
+        raise ValidationFailed(f"doc_template: {exc}", field=field) from None
 
 
 def _require_object(value: Any, field: str) -> None:

@@ -46,17 +46,25 @@ def pipelines(directory: Path = TEMPLATES_DIR) -> dict[str, dict]:
     return {p.stem: json.loads(p.read_text()) for p in sorted((directory / "pipelines").glob("*.json"))}
 
 
-def index_body(directory: Path = TEMPLATES_DIR, *, dimension: int | None = None) -> dict:
-    """Return the document index settings and mappings, optionally with another vector size."""
-    body = json.loads((directory / "index" / "documents.json").read_text())
+def index_mappings(directory: Path = TEMPLATES_DIR) -> list[str]:
+    """Return the names of the index mappings in index/ (documents, products, ...)."""
+    return sorted(p.stem for p in (directory / "index").glob("*.json"))
+
+
+def index_body(directory: Path = TEMPLATES_DIR, *, dimension: int | None = None, mapping: str = "documents") -> dict:
+    """Return an index's settings and mappings (index/<mapping>.json), optionally with another vector size."""
+    path = directory / "index" / f"{mapping}.json"
+    if not path.is_file():
+        raise ValueError(f"unknown index mapping {mapping!r}; available: {', '.join(index_mappings(directory))}")
+    body = json.loads(path.read_text())
     if dimension is not None:
         body["mappings"]["properties"]["embedding"]["dimension"] = dimension
     return body
 
 
 def install(client: OpenSearch, index: str | None = None, *, recreate: bool = False,
-            dimension: int | None = None, directory: Path = TEMPLATES_DIR) -> InstallReport:
-    """Put templates and pipelines in place (idempotent); create `index` if given and absent."""
+            dimension: int | None = None, directory: Path = TEMPLATES_DIR, mapping: str = "documents") -> InstallReport:
+    """Put templates and pipelines in place (idempotent); create `index` (index/<mapping>.json) if given and absent."""
     created = False
     if index:
         exists = client.indices.exists(index=index)
@@ -64,7 +72,7 @@ def install(client: OpenSearch, index: str | None = None, *, recreate: bool = Fa
             client.indices.delete(index=index)
             exists = False
         if not exists:
-            client.indices.create(index=index, body=index_body(directory, dimension=dimension))
+            client.indices.create(index=index, body=index_body(directory, dimension=dimension, mapping=mapping))
             created = True
     templates = stored_templates(directory)
     for template_id, source in templates.items():
