@@ -79,7 +79,9 @@ def per_query(dataset: Dataset, run: Run) -> dict[str, dict[str, float]]:
     out: dict[str, dict[str, float]] = {name: dict.fromkeys(run, 0.0) for name in MEASURES}
     by_measure = {measure: name for name, measure in MEASURES.items()}
     for metric in ir_measures.iter_calc(list(MEASURES.values()), _qrels(dataset), _scored(run)):
-        out[by_measure[metric.measure]][metric.query_id] = metric.value
+        # The backend also reports (as 0) judged queries the run does not have: not ours to count.
+        if metric.query_id in out[by_measure[metric.measure]]:
+            out[by_measure[metric.measure]][metric.query_id] = metric.value
     return out
 
 

@@ -50,3 +50,8 @@ def test_compare_counts_helped_and_hurt(dataset):
 def test_format_table_lists_modes():
     table = format_table({"bm25": {"NDCG@10": 0.5, "MRR@10": 0.4, "Recall@100": 0.9}}, title="t")
     assert "bm25" in table and "0.5000" in table and table.startswith("t\n")
+
+
+def test_compare_counts_only_the_queries_that_were_run(dataset):
+    # Query 2 is judged but not run (e.g. --max-queries): it is neither helped, hurt nor unchanged.
+    assert compare(dataset, {"1": ["x", "a"]}, {"1": ["a", "x"]}) == (1, 0, 0)
