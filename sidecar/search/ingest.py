@@ -44,8 +44,8 @@ def document_text(doc: dict) -> str:
     return f"{title}\n{text}" if title else text
 
 
-def parse_corpus(lines: Iterable[str]) -> Iterator[tuple[int, dict | Rejection]]:
-    """Yield (line number, source document or Rejection) for each non-blank line."""
+def decode_lines(lines: Iterable[str]) -> Iterator[tuple[int, dict | Rejection]]:
+    """Yield (line number, JSON object with a usable `_id` or Rejection) for each non-blank line."""
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
             continue
@@ -61,6 +61,16 @@ def parse_corpus(lines: Iterable[str]) -> Iterator[tuple[int, dict | Rejection]]
         if not isinstance(doc_id, (str, int)) or str(doc_id) == "":
             yield number, Rejection(number, "missing _id")
             continue
+        yield number, record
+
+
+def parse_corpus(lines: Iterable[str]) -> Iterator[tuple[int, dict | Rejection]]:
+    """Yield (line number, source document or Rejection) for each non-blank BEIR line."""
+    for number, record in decode_lines(lines):
+        if isinstance(record, Rejection):
+            yield number, record
+            continue
+        doc_id = record["_id"]
         text = record.get("text")
         if not isinstance(text, str) or not text.strip():
             yield number, Rejection(number, f"missing text for _id={doc_id}")
@@ -90,14 +100,7 @@ def ingest(client: OpenSearch, index: str, lines: Iterable[str], *, embedder: Em
             vectors = embedder.embed_documents([document_text(doc) for _, doc in batch])
             for (_, doc), vector in zip(batch, vectors):
                 doc["embedding"] = vector.tolist()
-        actions = [{"_index": index, "_id": doc["doc_id"], "_source": doc} for _, doc in batch]
-        for (number, _), (ok, item) in zip(batch, helpers.streaming_bulk(
-                client, actions, chunk_size=len(actions), raise_on_error=False, max_retries=2)):
-            if ok:
-                report.indexed += 1
-            else:
-                error = next(iter(item.values())).get("error")
-                report.rejected.append(Rejection(number, f"rejected by OpenSearch: {error}"))
+        _bulk_index(client, index, [(number, doc["doc_id"], doc) for number, doc in batch], report)
         if progress is not None:
             progress.update(len(batch))
         batch.clear()
@@ -118,6 +121,20 @@ def ingest(client: OpenSearch, index: str, lines: Iterable[str], *, embedder: Em
     return report
 
 
+def _bulk_index(client: OpenSearch, index: str, docs: list[tuple[int, str, dict]], report: IngestReport) -> None:
+    """Bulk-index (line number, _id, source) triples; count successes, record rejections by line."""
+    if not docs:
+        return
+    actions = [{"_index": index, "_id": doc_id, "_source": source} for _, doc_id, source in docs]
+    for (number, _, _), (ok, item) in zip(docs, helpers.streaming_bulk(
+            client, actions, raise_on_error=False, max_retries=2)):
+        if ok:
+            report.indexed += 1
+        else:
+            error = next(iter(item.values())).get("error")
+            report.rejected.append(Rejection(number, f"rejected by OpenSearch: {error}"))
+
+
 def count_lines(path: Path) -> int:
     """Count non-blank lines (for a progress bar total)."""
     with path.open("rb") as fh:
@@ -133,30 +150,17 @@ def ingest_records(client: OpenSearch, index: str, lines: Iterable[str], *, embe
     """
     report = IngestReport()
     started = time.perf_counter()
-    actions: list[dict] = []
-    for number, raw in enumerate(lines, start=1):
-        if not raw.strip():
+    docs: list[tuple[int, str, dict]] = []
+    for number, record in decode_lines(lines):
+        if isinstance(record, Rejection):
+            report.rejected.append(record)
             continue
-        try:
-            record = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            report.rejected.append(Rejection(number, f"bad JSON: {exc.msg} at column {exc.colno}"))
-            continue
-        doc_id = record.pop("_id", None) if isinstance(record, dict) else None
-        if not isinstance(doc_id, (str, int)) or str(doc_id) == "":
-            report.rejected.append(Rejection(number, "missing _id"))
-            continue
-        actions.append({"_index": index, "_id": str(doc_id), "_source": record})
-    if embedder is not None and actions:
-        texts = ["\n".join(str(a["_source"].get(f, "")) for f in embed_fields).strip() for a in actions]
-        for action, vector in zip(actions, embedder.embed_documents(texts)):
-            action["_source"]["embedding"] = vector.tolist()
-    for ok, item in helpers.streaming_bulk(client, actions, raise_on_error=False, max_retries=2):
-        if ok:
-            report.indexed += 1
-        else:
-            error = next(iter(item.values()))
-            report.rejected.append(Rejection(0, f"rejected by OpenSearch: {error.get('_id')}: {error.get('error')}"))
+        docs.append((number, str(record.pop("_id")), record))
+    if embedder is not None and docs:
+        texts = ["\n".join(str(source.get(f, "")) for f in embed_fields).strip() for _, _, source in docs]
+        for (_, _, source), vector in zip(docs, embedder.embed_documents(texts)):
+            source["embedding"] = vector.tolist()
+    _bulk_index(client, index, docs, report)
     if refresh:
         client.indices.refresh(index=index)
     report.seconds = time.perf_counter() - started
