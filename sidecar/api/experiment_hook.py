@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import re
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +10,7 @@ from flask import request
 
 from sidecar.api.errors import ValidationFailed
 from sidecar.experiments.ab import UNIT_HEADERS, apply_to_spec, assign, reranker_options
-from sidecar.observability.logs import current_request_id
+from sidecar.observability.logs import choose_request_id, current_request_id
 
 _ID_OK = re.compile(r"^[\x21-\x7e]{1,256}$")
 
@@ -46,11 +45,9 @@ def request_identity() -> RequestIdentity:
         if value is not None and value != "" and not _ID_OK.match(value):
             raise ValidationFailed(f"{header} must be 1-256 printable ASCII characters", field=header)
         unit_ids[unit] = value or None
-    # The request id (observability: X-Request-Id / X-Opaque-Id, else made up) so logs join too.
-    query_id = current_request_id() or next(
-        (v for v in (request.headers.get("X-Request-Id"), request.headers.get("X-Opaque-Id")) if v and _ID_OK.match(v)),
-        None)
-    return RequestIdentity(unit_ids, query_id or uuid.uuid4().hex)
+    # The request id (bound by the observability hook for every request) so logs and feedback join.
+    return RequestIdentity(unit_ids, current_request_id() or choose_request_id(
+        request.headers.get("X-Request-Id"), request.headers.get("X-Opaque-Id")))
 
 
 def plan_experiment(services: Any, spec: Any, index: str | None, identity: RequestIdentity) -> ExperimentPlan:
