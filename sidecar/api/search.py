@@ -14,9 +14,10 @@ from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from sidecar.api.errors import BadRequest, UpstreamUnavailable
 from sidecar.api.experiment_hook import RequestIdentity, plan_experiment, request_identity
 from sidecar.api.proxy import forward_current_request
+from sidecar.api.response_format import OUTPUT_PARAMS, current_output_options, render
 from sidecar.api.schemas import parse_json
 from sidecar.observability.metrics import metrics
-from sidecar.search.flow import UpstreamError, search_with_rerank
+from sidecar.search.flow import UpstreamError, first_stage, search_with_rerank
 from sidecar.search.opensearch import OpenSearchUnavailable
 from sidecar.search.syntax import plan_search, wants_rerank
 
@@ -30,11 +31,17 @@ def _services():
 
 
 def _json_response(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body), status=status, content_type="application/json; charset=UTF-8")
+    """The final response, shaped by the request's filter_path / format / pretty like the engine's."""
+    return render(body, status, current_output_options())
 
 
 def _query_params() -> dict[str, str]:
-    return {k: v for k, v in request.args.items()}
+    """The caller's query parameters for the first stage: all but those that shape the final response.
+
+    Checked first (422 naming `format`/`pretty`) so a bad one fails before any search runs.
+    """
+    current_output_options()
+    return {k: v for k, v in request.args.items() if k not in OUTPUT_PARAMS}
 
 
 def _run_plain_or_rerank(index: str | None, body: dict, params: dict[str, str],
@@ -44,7 +51,7 @@ def _run_plain_or_rerank(index: str | None, body: dict, params: dict[str, str],
     plan = plan_search(body, services.rerank_defaults)
     params = {**params, **plan.params}
     if plan.rerank is None:
-        return services.client.search(index=index, body=plan.body, params=params)
+        return first_stage(services.client, index, plan.body, params)
     identity = identity or request_identity()
     experiment = plan_experiment(services, plan.rerank, index, identity)
     result = search_with_rerank(services.client, experiment.reranker_factory, index, plan.body, experiment.spec,
@@ -54,12 +61,28 @@ def _run_plain_or_rerank(index: str | None, body: dict, params: dict[str, str],
     return result
 
 
+def _not_json() -> bool:
+    """Whether the body is YAML, CBOR or Smile (the engine accepts them; the sidecar reranks JSON only).
+
+    Such bodies pass through untouched and the engine answers them as it would directly.
+    """
+    content_type = (request.content_type or "").lower()
+    return any(kind in content_type for kind in ("yaml", "cbor", "smile"))
+
+
+@bp.app_errorhandler(UpstreamError)
+def _upstream_error(exc: UpstreamError) -> Response:
+    """An engine error met while serving a request: relayed with the engine's status and body."""
+    body = exc.body if isinstance(exc.body, (dict, list)) else {"error": str(exc.body), "status": exc.status}
+    return _json_response(body, exc.status)
+
+
 @bp.route("/_search", methods=["GET", "POST"], defaults={"index": None})
 @bp.route("/<index>/_search", methods=["GET", "POST"])
 def search(index: str | None):
     """Search, reranked when the body asks for it in any supported syntax."""
     raw = request.get_data(cache=True)
-    if _MARKER not in raw and b"retriever" not in raw:
+    if (_MARKER not in raw and b"retriever" not in raw) or _not_json():
         return forward_current_request()
     body = parse_json(raw)
     if not wants_rerank(body) and not (isinstance(body, dict) and "retriever" in body):
@@ -75,7 +98,7 @@ def search(index: str | None):
 def search_template(index: str | None):
     """Search template: rendered by OpenSearch; reranked when the rendered body asks for it."""
     raw = request.get_data(cache=True)
-    if not raw:
+    if not raw or _not_json():
         return forward_current_request()
     template_request = parse_json(raw)
     try:
@@ -94,12 +117,20 @@ def search_template(index: str | None):
 def msearch(index: str | None, templated: bool):
     """Multi-search (plain or templated); each reranking entry goes through the flow."""
     raw = request.get_data(cache=True)
-    if _MARKER not in raw and b"retriever" not in raw and not templated:
+    if (_MARKER not in raw and b"retriever" not in raw and not templated) or _not_json():
         return forward_current_request()
     entries = _parse_ndjson(raw)
     bodies: list[Any] = []
+    failed: dict[int, UpstreamError] = {}  # template entries the engine could not render: per-entry errors
     for number, (_, body) in enumerate(entries):
-        bodies.append(_render_if_rerank(body, field=f"line {2 * number + 2}") if templated else body)
+        if not templated:
+            bodies.append(body)
+            continue
+        try:
+            bodies.append(_render_if_rerank(body, field=f"line {2 * number + 2}"))
+        except UpstreamError as exc:
+            bodies.append(None)
+            failed[number] = exc
     if not any(b is not None and (wants_rerank(b) or (isinstance(b, dict) and "retriever" in b)) for b in bodies):
         return forward_current_request()
     started = time.perf_counter()
@@ -111,7 +142,10 @@ def msearch(index: str | None, templated: bool):
     def run(i: int) -> dict:
         header, original = entries[i]
         body = bodies[i]
-        params = {**base_params, **{k: str(v) for k, v in header.items() if k not in ("index",)}}
+        if i in failed:
+            exc = failed[i]
+            return {**(exc.body if isinstance(exc.body, dict) else {"error": exc.body}), "status": exc.status}
+        params = {**base_params, **{k: _param_text(v) for k, v in header.items() if k not in ("index",)}}
         target = header.get("index", index)
         if isinstance(target, list):
             target = ",".join(target)
@@ -136,6 +170,15 @@ def msearch(index: str | None, templated: bool):
     futures = [_MSEARCH_POOL.submit(contextvars.copy_context().run, run, i) for i in range(len(entries))]
     responses = [future.result() for future in futures]
     return _json_response({"took": int((time.perf_counter() - started) * 1000), "responses": responses})
+
+
+def _param_text(value: Any) -> str:
+    """An msearch header value as a query parameter (true/false, comma-joined lists)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(_param_text(v) for v in value)
+    return str(value)
 
 
 def _parse_ndjson(raw: bytes) -> list[tuple[dict, Any]]:
