@@ -134,7 +134,8 @@ def msearch(index: str | None, templated: bool):
     if not any(b is not None and (wants_rerank(b) or (isinstance(b, dict) and "retriever" in b)) for b in bodies):
         return forward_current_request()
     started = time.perf_counter()
-    base_params = _query_params()
+    # max_concurrent_searches is the msearch's own; each entry is a plain _search that would refuse it.
+    base_params = {k: v for k, v in _query_params().items() if k != "max_concurrent_searches"}
     services = _services()
     identity = request_identity()  # the entries run outside the request context
     app = current_app._get_current_object()
