@@ -333,7 +333,7 @@ def _fields_ok(named: Any, fields: tuple[str, ...]) -> bool:
 _LUCENE_TOKEN = re.compile(r'"(?:\\.|[^"\\])*"~?\d*|\S+')
 _LUCENE_RANGE = re.compile(r'(?:[\w.@*-]+:)?[\[{][^\]}]*[\]}]')
 _FIELD_PREFIX = re.compile(r"^([\w.@*-]+):(.*)$")
-_NOT_TEXT = re.compile(r"^[\d.:/+-]*$")  # numbers, dates, times, IP addresses
+_NOT_TEXT = re.compile(r"^[<>=]*[\d.:/+-]*$")  # numbers, dates, times, IP addresses, price:>10
 
 
 def lucene_free_text(query: str, fields: tuple[str, ...] | None = ()) -> str:
