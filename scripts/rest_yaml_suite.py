@@ -90,16 +90,30 @@ def engine_version(url: str) -> str:
     return requests.get(url, timeout=30).json()["version"]["number"]
 
 
-def compare(engine_url: str, sidecar_url: str, tests, api_dir: Path, *, progress: bool = False) -> dict:
-    """Run each test directly and through the sidecar (wiping in between); return the summary."""
+def compare(engine_url: str, sidecar_url: str, tests, api_dir: Path, *, progress: bool = False,
+            rows_file: Path | None = None) -> dict:
+    """Run each test directly and through the sidecar (wiping in between); return the summary.
+
+    With rows_file, every result is appended to it as one JSON line as soon as it is known, and
+    tests already recorded there are not run again (a long run can be resumed).
+    """
     specs = load_api_specs(api_dir)
     version = engine_version(engine_url)
     admin = requests.Session()
     baseline = take_baseline(engine_url, admin)
+    wipe_cluster(engine_url, baseline, admin)
     direct_session, sidecar_session = requests.Session(), requests.Session()
     rows = []
+    done: dict[str, dict] = {}
+    if rows_file is not None and rows_file.is_file():
+        for line in rows_file.read_text().splitlines():
+            row = json.loads(line)
+            done[row["test"]] = row
     started = time.perf_counter()
     for number, test in enumerate(tests, 1):
+        if test.test_id in done:
+            rows.append(done[test.test_id])
+            continue
         direct = run_test(test, engine_url, specs, version, direct_session)
         if direct.status != "skip":
             wipe_cluster(engine_url, baseline, admin)
@@ -107,8 +121,12 @@ def compare(engine_url: str, sidecar_url: str, tests, api_dir: Path, *, progress
             wipe_cluster(engine_url, baseline, admin)
         else:
             through = direct
-        rows.append({"test": test.test_id, "direct": direct.status, "sidecar": through.status,
-                     "direct_reason": direct.reason, "sidecar_reason": through.reason})
+        row = {"test": test.test_id, "direct": direct.status, "sidecar": through.status,
+               "direct_reason": direct.reason, "sidecar_reason": through.reason}
+        rows.append(row)
+        if rows_file is not None:
+            with rows_file.open("a") as fh:
+                fh.write(json.dumps(row) + "\n")
         if progress and (number % 50 == 0 or number == len(tests)):
             print(f"[{number}/{len(tests)}] {time.perf_counter() - started:.0f}s", file=sys.stderr, flush=True)
     diffs = [r for r in rows if r["direct"] == "pass" and r["sidecar"] != "pass"]
@@ -135,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subset", type=int, default=0, help="run only N tests spread over the API families")
     parser.add_argument("--filter", default="", help="only tests whose file path contains this text")
     parser.add_argument("--json", type=Path, help="write the full result (every test) here")
+    parser.add_argument("--rows", type=Path, help="append each test's result here as it runs; resume from it")
     args = parser.parse_args(argv)
     if not args.sidecar and not args.start_sidecar:
         parser.error("give --sidecar URL or --start-sidecar")
@@ -151,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         proc = start_sidecar(args.engine, port, Path(f"/tmp/rest-yaml-sidecar-{port}.log"))
         sidecar_url = f"http://127.0.0.1:{port}"
     try:
-        summary = compare(args.engine, sidecar_url, tests, api_root / "api", progress=True)
+        summary = compare(args.engine, sidecar_url, tests, api_root / "api", progress=True, rows_file=args.rows)
     finally:
         if proc is not None:
             proc.terminate()

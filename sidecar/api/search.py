@@ -10,6 +10,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
+from opensearchpy.exceptions import SerializationError
 
 from sidecar.api.errors import BadRequest, UpstreamUnavailable
 from sidecar.api.experiment_hook import RequestIdentity, plan_experiment, request_identity
@@ -358,6 +359,10 @@ def _render_if_rerank(template_request: Any, field: str = "body", force: bool = 
     render_body = {k: template_request[k] for k in ("id", "source", "params") if k in template_request}
     try:
         rendered = services.client.transport.perform_request("POST", "/_render/template", body=render_body)
+    except SerializationError:
+        # The template renders to something that is not JSON: the engine answers that request itself
+        # (its own 400), as it would directly; never reranked.
+        return None
     except Exception as exc:
         status = getattr(exc, "status_code", None)
         if isinstance(status, int):

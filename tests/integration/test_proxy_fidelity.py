@@ -71,8 +71,8 @@ def test_pass_through_adds_no_opaque_id_and_keeps_the_raw_target():
 
 
 def test_read_timeout_covers_what_the_request_asks_the_engine_to_wait(opensearch_url, tight_sidecar):
-    # The engine waits 4 s for a red cluster and answers 408; the sidecar's own timeout is 2 s.
-    query = "/_cluster/health?wait_for_status=red&timeout=4s"
+    # The engine waits 4 s for 5 nodes (there is one) and answers 408; the sidecar's own timeout is 2 s.
+    query = "/_cluster/health?wait_for_nodes=5&timeout=4s"
     direct = requests.get(opensearch_url + query, timeout=30)
     started = time.monotonic()
     proxied = requests.get(tight_sidecar + query, timeout=30)

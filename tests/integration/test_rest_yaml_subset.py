@@ -19,7 +19,7 @@ from rest_yaml_suite import compare, spec_dir  # noqa: E402
 from tests.rest_yaml.runner import load_tests, subset  # noqa: E402
 
 pytestmark = [pytest.mark.integration, pytest.mark.wipes_cluster]
-SUBSET = 100
+SUBSET = 60
 
 
 def test_rest_yaml_subset_passes_through_the_sidecar_as_directly(opensearch_url):
