@@ -4,7 +4,7 @@ import pytest
 from sidecar.api.errors import BadRequest, ValidationFailed
 from sidecar.api.response_format import filter_path, finite, output_options
 from sidecar.api.schemas import MAX_JSON_DEPTH, parse_json
-from sidecar.search.engine_wait import IMPLICIT_WAIT_S, parse_time_s, read_timeout_s
+from sidecar.engine.wait import IMPLICIT_WAIT_S, parse_time_s, read_timeout_s
 
 
 @pytest.mark.parametrize("text, seconds", [("30s", 30), ("1m", 60), ("500ms", 0.5), ("2h", 7200), ("100", 0.1),

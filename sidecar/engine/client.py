@@ -1,4 +1,4 @@
-"""The only module that talks to OpenSearch: a structured client and a raw pass-through gateway."""
+"""Talking to the engine (OpenSearch or Elasticsearch): a structured client and a raw pass-through gateway."""
 from __future__ import annotations
 
 import logging
@@ -9,7 +9,7 @@ import requests
 from opensearchpy import OpenSearch, Transport
 
 from sidecar.observability import tracing
-from sidecar.search.engine_wait import read_timeout_s
+from sidecar.engine.wait import read_timeout_s
 from sidecar.observability.logs import current_request_id
 
 log = logging.getLogger(__name__)
@@ -129,7 +129,7 @@ class OpenSearchGateway:
         `path` is sent as given (the caller passes the raw, still percent-encoded path). Nothing
         is added that changes the engine's answer: no X-Opaque-Id (OpenSearch deduplicates
         deprecation warnings per opaque id); the request id goes to the log line instead. The read
-        timeout covers whatever the request asks the engine to wait (engine_wait).
+        timeout covers whatever the request asks the engine to wait (sidecar.engine.wait).
         """
         url = self.url_for(path)
         if query_string:
