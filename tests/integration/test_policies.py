@@ -130,6 +130,14 @@ def test_uncovered_index_passes_through_without_policy_headers(policy_sidecar, o
     assert "X-Rescore-Status" not in mine.headers and "X-Rescore-Policy" not in mine.headers
 
 
+def test_uri_search_q_param_is_reranked(policy_sidecar, opensearch_url, indices):
+    params = {"q": "cats OR sofa OR scratch", "size": 30}
+    mine = requests.get(f"{policy_sidecar}/{INDEX}/_search", params=params, timeout=60)
+    engine = requests.get(f"{opensearch_url}/{INDEX}/_search", params=params, timeout=60).json()
+    assert mine.status_code == 200 and mine.headers["X-Rescore-Policy"] == "discover"
+    _check_reranked(mine.json(), engine, "discover", {"top": "cat-scratching"})
+
+
 def test_ext_rerank_false_opts_out(policy_sidecar, opensearch_url, indices):
     body = {"query": {"match": {"text": "why do cats scratch the sofa"}}, "size": 30}
     mine = requests.post(f"{policy_sidecar}/{INDEX}/_search", json={**body, "ext": {"rerank": False}}, timeout=60)

@@ -177,3 +177,10 @@ def test_async_keep_alive_and_msearch_header_params():
     # Dashboards' msearch headers carry JSON booleans and numbers; the engine reads "true", not "True".
     assert _header_params({"index": "a", "ignore_unavailable": True, "preference": 17, "routing": ["x", "y"]}) == \
         {"ignore_unavailable": "true", "preference": "17", "routing": "x,y"}
+
+
+def test_uri_search_text_comes_from_the_q_param(tmp_path):
+    policies, _ = _load(tmp_path, "policies:\n  - {name: t, indices: [a]}\n")
+    resolve, _ = _resolver({})
+    assert policies.decide("search", "a", {}, {}, {"q": "title:solar AND -wind"}, resolve).query_text == "solar"
+    assert policies.decide("search", "a", {}, {}, {"q": "solar", "sort": "date:desc"}, resolve).reason == "sorted"
