@@ -87,6 +87,19 @@ class App:
             self.client = (Elasticsearch([url], timeout=60) if flavor == "es7"
                            else Elasticsearch(url, request_timeout=60))
         self.helpers = helpers
+        self.url = url
+
+    def compressing_client(self):
+        """The same client with http_compress=True: request bodies gzipped, as many apps configure it."""
+        if self.flavor == "opensearch":
+            from opensearchpy import OpenSearch
+
+            return OpenSearch(hosts=[self.url], timeout=60, http_compress=True)
+        from elasticsearch import Elasticsearch
+
+        if self.flavor == "es7":
+            return Elasticsearch([self.url], timeout=60, http_compress=True)
+        return Elasticsearch(self.url, request_timeout=60, http_compress=True)
 
     # -- plumbing ---------------------------------------------------------------------------
     def search(self, **fields):
@@ -158,6 +171,10 @@ class App:
     def op_rerank_retriever_body(self):
         return _hits(self.search_body({"size": 5, "retriever": RETRIEVER}))
 
+    def op_rerank_ext_compressed(self):
+        return _hits(self.compressing_client().search(index=self.index, body={"query": MATCH, "size": 5,
+                                                                               "ext": RERANK_EXT}))
+
     def op_msearch_rerank(self):
         searches = [{"index": self.index}, {"query": MATCH, "size": 3},
                     {"index": self.index}, {"query": MATCH, "size": 3, "ext": RERANK_EXT}]
@@ -209,7 +226,8 @@ class App:
 
 OPERATIONS = ["info", "create_index", "exists", "bulk", "search",
               "rerank_ext_params", "rerank_ext_body", "rerank_rescore_params", "rerank_rescore_body",
-              "rerank_retriever_params", "rerank_retriever_body", "msearch_rerank", "search_template_rerank",
+              "rerank_retriever_params", "rerank_retriever_body", "rerank_ext_compressed", "msearch_rerank",
+              "search_template_rerank",
               "count", "scan", "get", "dsl_search", "dsl_rescore", "dsl_ext", "dsl_retriever",
               "delete", "delete_index"]
 

@@ -14,7 +14,7 @@ from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from sidecar.api.errors import BadRequest, UpstreamUnavailable
 from sidecar.api.experiment_hook import RequestIdentity, plan_experiment, request_identity
 from sidecar.api.proxy import forward_current_request
-from sidecar.api.schemas import parse_json
+from sidecar.api.schemas import parse_json, request_body
 from sidecar.observability.metrics import metrics
 from sidecar.search.flow import UpstreamError, search_with_rerank
 from sidecar.search.opensearch import OpenSearchUnavailable
@@ -58,7 +58,7 @@ def _run_plain_or_rerank(index: str | None, body: dict, params: dict[str, str],
 @bp.route("/<index>/_search", methods=["GET", "POST"])
 def search(index: str | None):
     """Search, reranked when the body asks for it in any supported syntax."""
-    raw = request.get_data(cache=True)
+    raw = request_body()
     if _MARKER not in raw and b"retriever" not in raw:
         return forward_current_request()
     body = parse_json(raw)
@@ -74,7 +74,7 @@ def search(index: str | None):
 @bp.route("/<index>/_search/template", methods=["GET", "POST"])
 def search_template(index: str | None):
     """Search template: rendered by OpenSearch; reranked when the rendered body asks for it."""
-    raw = request.get_data(cache=True)
+    raw = request_body()
     if not raw:
         return forward_current_request()
     template_request = parse_json(raw)
@@ -93,7 +93,7 @@ def search_template(index: str | None):
 @bp.route("/<index>/_msearch/template", methods=["GET", "POST"], defaults={"templated": True})
 def msearch(index: str | None, templated: bool):
     """Multi-search (plain or templated); each reranking entry goes through the flow."""
-    raw = request.get_data(cache=True)
+    raw = request_body()
     if _MARKER not in raw and b"retriever" not in raw and not templated:
         return forward_current_request()
     entries = _parse_ndjson(raw)

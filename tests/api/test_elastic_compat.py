@@ -76,3 +76,4 @@ def test_setting_off_passes_everything_unchanged(upstream):
     assert "X-Elastic-Product" not in response.headers
     main = client.get("/", headers={"x-elastic-client-meta": META_717})
     assert main.get_json()["version"] == {"number": "0"} and "X-Elastic-Product" not in main.headers
+
