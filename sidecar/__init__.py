@@ -22,7 +22,7 @@ class Services:
         from sidecar.rerank import doc_text
         from sidecar.rerank.breaker import CircuitBreaker
         from sidecar.search.feedback_store import FeedbackStore
-        from sidecar.search.opensearch import ConnectionInfo, OpenSearchGateway, make_client
+        from sidecar.engine.client import ConnectionInfo, OpenSearchGateway, make_client
         from sidecar.search.policies import IndexResolver, PolicySet, load_policies
         from sidecar.search.query_understanding import build_pipeline
         from sidecar.search.syntax import RerankDefaults

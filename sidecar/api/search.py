@@ -17,7 +17,7 @@ from sidecar.api.proxy import forward_current_request
 from sidecar.api.schemas import parse_json, request_body
 from sidecar.observability.metrics import metrics
 from sidecar.search.flow import UpstreamError, search_with_rerank
-from sidecar.search.opensearch import OpenSearchUnavailable
+from sidecar.engine.client import OpenSearchUnavailable
 from sidecar.search.policies import NO_POLICY, Decision
 from sidecar.search.syntax import SearchPlan, opts_out, plan_search, wants_rerank
 

@@ -24,7 +24,7 @@ from sidecar.rerank import passages
 from sidecar.rerank.doc_text import template_fields, template_for
 from sidecar.rerank.documents import apply_source_filter, hit_text, plan_source
 from sidecar.search import fusion, personalization
-from sidecar.search.opensearch import OpenSearchUnavailable
+from sidecar.engine.client import OpenSearchUnavailable
 from sidecar.search.syntax import RerankSpec, fit_texts
 
 log = logging.getLogger(__name__)

@@ -1,4 +1,4 @@
-"""The only module that talks to OpenSearch: a structured client and a raw pass-through gateway."""
+"""Talking to the engine (OpenSearch or Elasticsearch): a structured client and a raw pass-through gateway."""
 from __future__ import annotations
 
 import logging
