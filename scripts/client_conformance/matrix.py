@@ -38,6 +38,13 @@ RERANK_OPS = frozenset({"rerank_ext_params", "rerank_ext_body", "rerank_rescore_
                         "search_template_rerank", "dsl_rescore", "dsl_ext", "dsl_retriever"})
 # Answers that differ by design between the sidecar and the engine direct.
 NOT_COMPARED = frozenset({"info"})
+# Engine answers that mean a module is missing (Elasticsearch's integ-test zip ships few; README "Elasticsearch").
+MISSING_MODULE_SIGNS = (
+    ("for uri [/] and method [GET]", "rest-root"),
+    ("_render/template", "lang-mustache"),
+    ("_search/template", "lang-mustache"),
+    ("_msearch/template", "lang-mustache"),
+)
 
 
 class InstallFailed(RuntimeError):
@@ -107,6 +114,11 @@ def _rerank_problem(op: str, result: dict) -> str | None:
     return None
 
 
+def missing_module(reason: str) -> str | None:
+    """Return the engine module whose absence an error reason shows, or None."""
+    return next((module for sign, module in MISSING_MODULE_SIGNS if sign in reason), None)
+
+
 def judge(op: str, sidecar: dict, direct: dict, reference: dict | None) -> Cell:
     """Return the cell for one operation: via the sidecar vs the same client direct and the reference answer."""
     if sidecar["outcome"] == "n/a":
@@ -121,7 +133,9 @@ def judge(op: str, sidecar: dict, direct: dict, reference: dict | None) -> Cell:
             return Cell("FAIL", f"answer {sidecar['result']} != direct {reference['result']}")
         return Cell("ok", f"direct {_short(direct)}")
     if direct["outcome"] == "error" and _signature(sidecar) == _signature(direct):
-        return Cell("same", f"{_short(sidecar)} ({sidecar['error']['reason'][:120]})")
+        module = missing_module(sidecar["error"]["reason"])
+        why = f"the engine lacks the {module} module" if module else sidecar["error"]["reason"][:120]
+        return Cell("same", f"{_short(sidecar)} ({why})")
     reason = sidecar["error"]["reason"][:160]
     return Cell("FAIL", f"{_short(sidecar)} ({reason}); direct {_short(direct)}")
 
