@@ -59,9 +59,14 @@ def _run_plain_or_rerank(index: str | None, body: dict, params: dict[str, str],
         return first_stage(services.client, index, plan.body, params)
     identity = identity or request_identity()
     experiment = plan_experiment(services, plan.rerank, index, identity)
-    result = search_with_rerank(services.client, experiment.reranker_factory, index, plan.body, experiment.spec,
-                                params, breaker=experiment.breaker, query_id=identity.query_id,
-                                experiment=experiment.ext)
+    try:
+        result = search_with_rerank(services.client, experiment.reranker_factory, index, plan.body,
+                                    experiment.spec, params, breaker=experiment.breaker,
+                                    query_id=identity.query_id, experiment=experiment.ext)
+    except Exception:
+        if decision.rerank:  # the caller gets the engine's (or our) error; count it for the policy
+            metrics().observe_policy(decision.policy.name, "error")
+        raise
     ext = result.get("ext", {}).get("rerank")
     if decision.rerank and isinstance(ext, dict):
         ext["policy"] = decision.policy.name
