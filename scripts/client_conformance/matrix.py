@@ -33,7 +33,7 @@ CLIENTS: dict[str, tuple[str, ...]] = {
 }
 # The client each engine is normally used with: its direct answers are the reference for plain operations.
 NATIVE_CLIENT = {"opensearch": "opensearch", "elasticsearch": "es9"}
-RERANK_OPS = frozenset({"rerank_ext_params", "rerank_ext_body", "rerank_rescore_params", "rerank_rescore_body",
+RERANK_OPS = frozenset({"fresh_client_rerank", "rerank_ext_params", "rerank_ext_body", "rerank_rescore_params", "rerank_rescore_body",
                         "rerank_retriever_params", "rerank_retriever_body", "rerank_ext_compressed", "msearch_rerank",
                         "search_template_rerank", "dsl_rescore", "dsl_ext", "dsl_retriever"})
 # Answers that differ by design between the sidecar and the engine direct.

@@ -78,6 +78,6 @@ def test_every_client_through_the_sidecar_in_front_of_elasticsearch(
     # 8.x/9.x and opensearch-py need no GET / (which this Elasticsearch may lack): every search, plain or
     # reranked in any syntax, works through the sidecar.
     for client in ("es8", "es9", "opensearch"):
-        for op in ("search", "count", "scan", "msearch_rerank", "rerank_ext_body", "rerank_rescore_body",
-                   "rerank_retriever_body", "rerank_ext_compressed", "dsl_rescore"):
+        for op in ("search", "count", "scan", "fresh_client_rerank", "msearch_rerank", "rerank_ext_body",
+                   "rerank_rescore_body", "rerank_retriever_body", "rerank_ext_compressed", "dsl_rescore"):
             assert cells[client][op].verdict == "ok", (client, op, cells[client][op])
