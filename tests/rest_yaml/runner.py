@@ -364,7 +364,13 @@ def do_step(ctx: Context, args: dict) -> None:
             ctx.response = None
             return
         raise StepFailed(f"{api} does not accept {unknown} (runner-side param check)")
-    method, path, params, body = build_request(spec, api_args)
+    try:
+        method, path, params, body = build_request(spec, api_args)
+    except StepFailed:
+        if catch == "param":  # a required path part is missing: the client refuses the call
+            ctx.response = None
+            return
+        raise
     ctx.requests_sent += 1
     result = send(ctx.session, ctx.base_url, method, path, params, headers, body, ctx.timeout_s)
     ctx.response = result.body
