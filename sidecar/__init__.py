@@ -37,8 +37,11 @@ class Services:
             timeout_s=settings.opensearch_timeout_s,
         )
         self.gateway = OpenSearchGateway(self.connection)
+        # The service account: the sidecar's own bookkeeping only (README "Identity").
         self.client = make_client(self.connection)
-        self.template_inspector = TemplateInspector(self.client)
+        # Calls made for the caller being served carry the caller's credentials, never the sidecar's.
+        self.caller_client = make_client(self.connection, as_caller=True)
+        self.template_inspector = TemplateInspector(self.caller_client)
         self.breaker = CircuitBreaker(failures=settings.circuit_failures, cooldown_s=settings.circuit_cooldown_s)
         self.rerank_defaults = RerankDefaults(
             window_size=settings.rerank_window_size,
@@ -63,7 +66,8 @@ class Services:
         self.experiments = (load_config(settings.experiments_file, base=settings.reranker,
                                         max_window=settings.max_window_size)
                             if settings.experiments_file else ExperimentConfig())
-        self.feedback = FeedbackStore(self.client, settings.feedback_index)
+        # Events are written as the sidecar (its own index); reports read them as the caller.
+        self.feedback = FeedbackStore(self.client, settings.feedback_index, reader=self.caller_client)
         self._lock = threading.Lock()
         self._embedder = None
         self._reranker = None
@@ -146,7 +150,7 @@ class Services:
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app: the only place where services are wired together."""
-    from sidecar.api import admin, auth, feedback, openapi, proxy, rerank_compat, rescore, search, ui
+    from sidecar.api import admin, allowlist, auth, feedback, openapi, proxy, rerank_compat, rescore, search, ui
     from sidecar.api.errors import register_error_handlers
 
     from sidecar.observability import http as observability_http
@@ -165,6 +169,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     register_error_handlers(app)
     observability_http.install(app)
     auth.install(app)
+    allowlist.install(app, blueprints=frozenset({search.bp.name, proxy.bp.name}))
     app.register_blueprint(admin.bp)
     app.register_blueprint(rescore.bp)
     app.register_blueprint(feedback.bp)

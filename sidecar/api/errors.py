@@ -52,6 +52,20 @@ class Unauthorized(SidecarError):
     error_type = "unauthorized"
 
 
+class Forbidden(SidecarError):
+    """The pass-through allowlist (RESCORE_PROXY_ALLOW) does not open this API's group."""
+
+    status = 403
+    error_type = "proxy_forbidden"
+
+    def __init__(self, message: str, *, group: str) -> None:
+        super().__init__(message, field="RESCORE_PROXY_ALLOW")
+        self.group = group
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "group": self.group}
+
+
 class PayloadTooLarge(SidecarError):
     status = 413
     error_type = "payload_too_large"
@@ -95,6 +109,15 @@ def register_error_handlers(app: Flask) -> None:
             response.headers["Retry-After"] = "1"
         if isinstance(exc, Unauthorized):
             response.headers["WWW-Authenticate"] = 'Bearer realm="rescore-sidecar"'
+        return response
+
+    from sidecar.search.flow import UpstreamError  # flow raises this module's errors: import late
+
+    @app.errorhandler(UpstreamError)
+    def _engine_answer(exc: UpstreamError):
+        # The engine refused or failed a call made for the caller: its status and body, unchanged.
+        response = jsonify(exc.body)
+        response.status_code = exc.status
         return response
 
     @app.errorhandler(OpenSearchUnavailable)

@@ -44,10 +44,10 @@ def _run_plain_or_rerank(index: str | None, body: dict, params: dict[str, str],
     plan = plan_search(body, services.rerank_defaults)
     params = {**params, **plan.params}
     if plan.rerank is None:
-        return services.client.search(index=index, body=plan.body, params=params)
+        return services.caller_client.search(index=index, body=plan.body, params=params)
     identity = identity or request_identity()
     experiment = plan_experiment(services, plan.rerank, index, identity)
-    result = search_with_rerank(services.client, experiment.reranker_factory, index, plan.body, experiment.spec,
+    result = search_with_rerank(services.caller_client, experiment.reranker_factory, index, plan.body, experiment.spec,
                                 params, breaker=experiment.breaker, query_id=identity.query_id,
                                 experiment=experiment.ext)
     metrics().observe_rerank(result.get("ext", {}).get("rerank"))
@@ -118,7 +118,7 @@ def msearch(index: str | None, templated: bool):
         with app.app_context():
             try:
                 if body is None:  # a template entry that does not rerank: let OpenSearch run it
-                    result = services.client.search_template(index=target, body=original, params=params)
+                    result = services.caller_client.search_template(index=target, body=original, params=params)
                 else:
                     result = _run_plain_or_rerank(target, body, params, identity.for_entry(i))
                 return {**result, "status": 200}
@@ -164,7 +164,7 @@ def _render_if_rerank(template_request: Any, field: str = "body") -> dict | None
         return None
     render_body = {k: template_request[k] for k in ("id", "source", "params") if k in template_request}
     try:
-        rendered = services.client.transport.perform_request("POST", "/_render/template", body=render_body)
+        rendered = services.caller_client.transport.perform_request("POST", "/_render/template", body=render_body)
     except Exception as exc:
         status = getattr(exc, "status_code", None)
         if isinstance(status, int):

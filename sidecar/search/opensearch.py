@@ -1,6 +1,13 @@
-"""The only module that talks to OpenSearch: a structured client and a raw pass-through gateway."""
+"""The only module that talks to OpenSearch: a structured client and a raw pass-through gateway.
+
+Two identities reach the engine (README "Identity"): a caller's request goes out with the caller's
+own auth headers only (the pass-through forwards them as received; the caller client adds the
+ones bound to the request being served), and the sidecar's service account (RESCORE_OPENSEARCH_USER)
+serves only its own bookkeeping: readiness, the feedback index, the installer and ingest commands.
+"""
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 from dataclasses import dataclass
@@ -18,6 +25,25 @@ _HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
     "transfer-encoding", "upgrade", "host", "content-length",
 })
+
+
+# The caller's auth headers of the request being served (None outside a request: anonymous).
+_CALLER_AUTH: contextvars.ContextVar[tuple[tuple[str, str], ...] | None] = contextvars.ContextVar(
+    "rescore_caller_auth", default=None)
+
+
+def bind_caller_auth(headers: tuple[tuple[str, str], ...]) -> contextvars.Token:
+    """Make headers the auth headers the caller client sends in this context; return the reset token."""
+    return _CALLER_AUTH.set(headers)
+
+
+def reset_caller_auth(token: contextvars.Token) -> None:
+    _CALLER_AUTH.reset(token)
+
+
+def caller_auth_headers() -> dict[str, str]:
+    """Return the auth headers bound to the request being served ({} = anonymous)."""
+    return dict(_CALLER_AUTH.get() or ())
 
 
 class OpenSearchUnavailable(RuntimeError):
@@ -86,18 +112,33 @@ class CorrelatedTransport(Transport):
                                        headers=headers)
 
 
-def make_client(info: ConnectionInfo) -> OpenSearch:
-    """Build an opensearch-py client for structured calls (installer, ingest, search flow)."""
+class CallerTransport(CorrelatedTransport):
+    """Transport of the caller client: every call carries the bound caller's auth headers, nothing else."""
+
+    def perform_request(self, method, url, params=None, body=None, timeout=None, ignore=(), headers=None):
+        caller = caller_auth_headers()
+        kept = {k: v for k, v in (headers or {}).items() if k.lower() not in {c.lower() for c in caller}}
+        return super().perform_request(method, url, params=params, body=body, timeout=timeout, ignore=ignore,
+                                       headers={**kept, **caller} or None)
+
+
+def make_client(info: ConnectionInfo, *, as_caller: bool = False) -> OpenSearch:
+    """Build an opensearch-py client for structured calls.
+
+    as_caller=False: the service account (installer, ingest, readiness, feedback writes).
+    as_caller=True: no credentials of its own; each call sends the auth headers bound with
+    bind_caller_auth() for the request being served (the search flow, templates, compare).
+    """
     tls = info.url.startswith("https")
     extra = {"ca_certs": info.ca_certs} if tls and info.ca_certs else {}
     return OpenSearch(
         hosts=[info.url],
-        http_auth=info.auth,
+        http_auth=None if as_caller else info.auth,
         verify_certs=info.verify_certs if tls else False,
         ssl_show_warn=False,
         timeout=info.timeout_s,
         http_compress=False,
-        transport_class=CorrelatedTransport,
+        transport_class=CallerTransport if as_caller else CorrelatedTransport,
         # gthread workers and msearch entries call concurrently; a pool of 1 (urllib3's default)
         # would drop and reopen connections ("Connection pool is full") under load.
         pool_maxsize=32,
@@ -122,8 +163,12 @@ class OpenSearchGateway:
         return f"{self._base}/{path.lstrip('/')}"
 
     def forward(self, method: str, path: str, query_string: bytes, headers: list[tuple[str, str]],
-                body: bytes) -> RawResponse:
-        """Send one request to OpenSearch and return its response without decoding the body."""
+                body: bytes, *, service_account: bool = False) -> RawResponse:
+        """Send one request to OpenSearch and return its response without decoding the body.
+
+        The request carries exactly the given headers' credentials; only service_account=True (the
+        sidecar's own calls, never a caller's request) adds RESCORE_OPENSEARCH_USER/PASSWORD.
+        """
         url = self.url_for(path)
         if query_string:
             url = f"{url}?{query_string.decode('latin-1')}"
@@ -131,10 +176,7 @@ class OpenSearchGateway:
         # requests adds "Accept-Encoding: gzip" by default; only ask for what the client asked for.
         out_headers.setdefault("Accept-Encoding", "identity")
         out_headers.update(correlation_headers(out_headers))
-        if self._info.user and not any(k.lower() == "authorization" for k in out_headers):
-            auth = self._info.auth
-        else:
-            auth = None
+        auth = self._info.auth if service_account else None
         started = time.perf_counter()
         try:
             resp = self._session.request(
@@ -157,7 +199,7 @@ class OpenSearchGateway:
     def ping(self) -> bool:
         """Return whether the cluster answers its root endpoint."""
         try:
-            return self.forward("GET", "/", b"", [], b"").status == 200
+            return self.forward("GET", "/", b"", [], b"", service_account=True).status == 200
         except OpenSearchUnavailable:
             return False
 
