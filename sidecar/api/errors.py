@@ -1,9 +1,11 @@
 """One error hierarchy for the sidecar's own endpoints, mapped once to HTTP status and JSON."""
 from __future__ import annotations
 
+import json
 import logging
+from typing import Any
 
-from flask import Flask, jsonify
+from flask import Flask, Response, jsonify
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from werkzeug.exceptions import HTTPException
 
@@ -95,6 +97,22 @@ class UpstreamUnavailable(SidecarError):
     error_type = "opensearch_unavailable"
 
 
+def engine_error_response(status: int, body: Any) -> Response:
+    """Return the engine's error answer to a call made for the caller: its status and body, unchanged.
+
+    A 401 keeps its challenge: engines put WWW-Authenticate into the error body
+    (error.header.WWW-Authenticate), and the sidecar answers with it as a header again.
+    """
+    response = Response(json.dumps(body), status=status, content_type="application/json; charset=UTF-8")
+    error = body.get("error") if isinstance(body, dict) else None
+    challenges = error.get("header", {}).get("WWW-Authenticate") if isinstance(error, dict) else None
+    if status == 401 and isinstance(challenges, (list, str)):
+        for challenge in [challenges] if isinstance(challenges, str) else challenges:
+            if isinstance(challenge, str):
+                response.headers.add("WWW-Authenticate", challenge)
+    return response
+
+
 def register_error_handlers(app: Flask) -> None:
     """Map every error to a JSON body {error, error_type[, field]} with its status."""
 
@@ -115,10 +133,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(UpstreamError)
     def _engine_answer(exc: UpstreamError):
-        # The engine refused or failed a call made for the caller: its status and body, unchanged.
-        response = jsonify(exc.body)
-        response.status_code = exc.status
-        return response
+        return engine_error_response(exc.status, exc.body)
 
     @app.errorhandler(OpenSearchUnavailable)
     def _upstream(exc: OpenSearchUnavailable):

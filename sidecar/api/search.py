@@ -11,7 +11,7 @@ from flask import Blueprint, Response, current_app, request
 
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 
-from sidecar.api.errors import BadRequest, UpstreamUnavailable
+from sidecar.api.errors import BadRequest, UpstreamUnavailable, engine_error_response
 from sidecar.api.experiment_hook import RequestIdentity, plan_experiment, request_identity
 from sidecar.api.proxy import forward_current_request
 from sidecar.api.schemas import parse_json
@@ -67,7 +67,7 @@ def search(index: str | None):
     try:
         return _json_response(_run_plain_or_rerank(index, body, _query_params()))
     except UpstreamError as exc:
-        return _json_response(exc.body, exc.status)
+        return engine_error_response(exc.status, exc.body)
 
 
 @bp.route("/_search/template", methods=["GET", "POST"], defaults={"index": None})
@@ -84,7 +84,7 @@ def search_template(index: str | None):
             return forward_current_request()
         return _json_response(_run_plain_or_rerank(index, rendered, _query_params()))
     except UpstreamError as exc:
-        return _json_response(exc.body, exc.status)
+        return engine_error_response(exc.status, exc.body)
 
 
 @bp.route("/_msearch", methods=["GET", "POST"], defaults={"index": None, "templated": False})
@@ -135,6 +135,10 @@ def msearch(index: str | None, templated: bool):
     # Each entry runs in the request's context (request id for logs and X-Opaque-Id, trace).
     futures = [_MSEARCH_POOL.submit(contextvars.copy_context().run, run, i) for i in range(len(entries))]
     responses = [future.result() for future in futures]
+    unauthenticated = next((r for r in responses if r.get("status") == 401), None)
+    if unauthenticated is not None:
+        # The engine authenticates a request once, before any entry runs: a 401 is the whole answer.
+        return engine_error_response(401, unauthenticated)
     return _json_response({"took": int((time.perf_counter() - started) * 1000), "responses": responses})
 
 
