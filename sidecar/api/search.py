@@ -275,6 +275,10 @@ def msearch(index: str | None, templated: bool):
     # Each entry runs in the request's context (request id for logs and X-Opaque-Id, trace).
     futures = [_MSEARCH_POOL.submit(contextvars.copy_context().run, run, i) for i in range(len(entries))]
     responses = [future.result() for future in futures]
+    unauthenticated = next((r for r in responses if r.get("status") == 401), None)
+    if unauthenticated is not None:
+        # The engine authenticates a request once, before any entry runs: a 401 is the whole answer.
+        return engine_error_response(401, unauthenticated)
     return _tag(_json_response({"took": int((time.perf_counter() - started) * 1000), "responses": responses}),
                 [_status_of(r, d) for r, d in zip(responses, decisions)])
 
