@@ -18,7 +18,7 @@ import hmac
 from flask import Flask, current_app, g, request
 
 from sidecar.api.errors import Unauthorized
-from sidecar.search.opensearch import bind_caller_auth, reset_caller_auth
+from sidecar.engine.client import bind_caller_auth, reset_caller_auth
 
 KEY_HEADER = "X-Rescore-Api-Key"
 # Headers by which an engine identifies a caller (lower case): Authorization (Basic, Bearer, ApiKey,

@@ -1,16 +1,15 @@
 """One error hierarchy for the sidecar's own endpoints, mapped once to HTTP status and JSON."""
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
-from flask import Flask, Response, jsonify
+from flask import Flask, jsonify
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from werkzeug.exceptions import HTTPException
 
 from sidecar.observability.metrics import metrics
-from sidecar.search.opensearch import OpenSearchUnavailable
+from sidecar.engine.client import OpenSearchUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -97,20 +96,18 @@ class UpstreamUnavailable(SidecarError):
     error_type = "opensearch_unavailable"
 
 
-def engine_error_response(status: int, body: Any) -> Response:
-    """Return the engine's error answer to a call made for the caller: its status and body, unchanged.
+def engine_challenges(status: int, body: Any) -> list[str]:
+    """Return the WWW-Authenticate challenges of an engine's 401 error body (empty otherwise).
 
-    A 401 keeps its challenge: engines put WWW-Authenticate into the error body
-    (error.header.WWW-Authenticate), and the sidecar answers with it as a header again.
+    Engines put them into the body (error.header.WWW-Authenticate) as well as the header; a
+    sidecar answer rebuilt from the body sends them as headers again.
     """
-    response = Response(json.dumps(body), status=status, content_type="application/json; charset=UTF-8")
     error = body.get("error") if isinstance(body, dict) else None
-    challenges = error.get("header", {}).get("WWW-Authenticate") if isinstance(error, dict) else None
-    if status == 401 and isinstance(challenges, (list, str)):
-        for challenge in [challenges] if isinstance(challenges, str) else challenges:
-            if isinstance(challenge, str):
-                response.headers.add("WWW-Authenticate", challenge)
-    return response
+    header = error.get("header") if isinstance(error, dict) else None
+    challenges = header.get("WWW-Authenticate") if isinstance(header, dict) else None
+    if status != 401 or not isinstance(challenges, (list, str)):
+        return []
+    return [c for c in ([challenges] if isinstance(challenges, str) else challenges) if isinstance(c, str)]
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -128,12 +125,6 @@ def register_error_handlers(app: Flask) -> None:
         if isinstance(exc, Unauthorized):
             response.headers["WWW-Authenticate"] = 'Bearer realm="rescore-sidecar"'
         return response
-
-    from sidecar.search.flow import UpstreamError  # flow raises this module's errors: import late
-
-    @app.errorhandler(UpstreamError)
-    def _engine_answer(exc: UpstreamError):
-        return engine_error_response(exc.status, exc.body)
 
     @app.errorhandler(OpenSearchUnavailable)
     def _upstream(exc: OpenSearchUnavailable):
