@@ -165,6 +165,8 @@ def search(index: str | None):
         return forward_current_request()
     body = parse_json(raw) if marked else _parse_or_none(raw)
     params = _query_params()
+    if not raw and "q" in params:  # URI search: the query is in the q param
+        body = {}
     decision = _decide("search", index, body, params)
     if not _needs_sidecar(body, decision):
         return _tag(forward_current_request(), [_status_of(None, decision)])
