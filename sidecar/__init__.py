@@ -35,9 +35,13 @@ class Services:
             password=settings.opensearch_password,
             verify_certs=settings.opensearch_verify_certs,
             ca_certs=settings.opensearch_ca_certs,
+        retry_after_s=settings.opensearch_retry_after_s,
+        discover=settings.opensearch_discover,
             timeout_s=settings.opensearch_timeout_s,
         )
         self.gateway = OpenSearchGateway(self.connection)
+        if settings.opensearch_discover:
+            self.gateway.discover()
         self.client = make_client(self.connection)
         self.template_inspector = TemplateInspector(self.client)
         self.breaker = CircuitBreaker(failures=settings.circuit_failures, cooldown_s=settings.circuit_cooldown_s)
