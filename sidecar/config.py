@@ -47,9 +47,11 @@ class Settings:
     # Address and port gunicorn binds.
     host: str = "127.0.0.1"
     port: int = 8080
-    # gunicorn worker processes and threads per worker (the model is loaded once per worker).
+    # gunicorn worker processes and I/O threads per worker (the model is loaded once per worker).
+    # Threads only carry requests; reranks are bounded separately (RESCORE_RERANK_SLOTS), so plain
+    # traffic always finds a free thread.
     workers: int = 1
-    threads: int = 8
+    threads: int = 64
     # Bearer keys (comma-separated) for the sidecar's own endpoints: /v1/*, /v2/rerank, /rerank, /score
     # (empty = open). /health and /ready stay open for probes.
     api_keys: str = ""
@@ -177,6 +179,8 @@ class Settings:
             raise SettingsError(f"{ENV_PREFIX}DOC_TEMPLATES_DIR is not a directory: {self.doc_templates_dir}")
         if self.rerank_fusion not in ("replace", "linear", "rrf"):
             raise SettingsError(f"{ENV_PREFIX}RERANK_FUSION must be replace, linear or rrf")
+        if not 1 <= self.rerank_timeout_ms <= 300_000:
+            raise SettingsError(f"{ENV_PREFIX}RERANK_TIMEOUT_MS must be in 1..300000 (milliseconds)")
         if not 1 <= self.rerank_window_size <= self.max_window_size:
             raise SettingsError(f"{ENV_PREFIX}RERANK_WINDOW_SIZE must be in 1..{ENV_PREFIX}MAX_WINDOW_SIZE")
         if not self.field_list:
