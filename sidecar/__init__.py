@@ -23,6 +23,7 @@ class Services:
         from sidecar.rerank.breaker import CircuitBreaker
         from sidecar.search.feedback_store import FeedbackStore
         from sidecar.search.opensearch import ConnectionInfo, OpenSearchGateway, make_client
+        from sidecar.search.policies import IndexResolver, PolicySet, load_policies
         from sidecar.search.query_understanding import build_pipeline
         from sidecar.search.syntax import RerankDefaults
         from sidecar.search.templates import TemplateInspector
@@ -63,6 +64,10 @@ class Services:
         self.experiments = (load_config(settings.experiments_file, base=settings.reranker,
                                         max_window=settings.max_window_size)
                             if settings.experiments_file else ExperimentConfig())
+        # A bad policies file stops the start-up: the error names the file and the path inside it.
+        self.policies = (load_policies(settings.policies_file, self.rerank_defaults)
+                         if settings.policies_file else PolicySet())
+        self.index_resolver = IndexResolver(self.client)
         self.feedback = FeedbackStore(self.client, settings.feedback_index)
         self._lock = threading.Lock()
         self._embedder = None

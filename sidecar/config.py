@@ -107,6 +107,10 @@ class Settings:
     # A/B experiments (README "Experiments and feedback"): JSON file of experiments and variants,
     # validated at start-up (empty = no experiments).
     experiments_file: str = ""
+    # Rerank policies (README "Rerank policies"): YAML or JSON file of rules that rerank searches of
+    # clients that do not ask for it (Kibana, Dashboards, unchanged apps); validated at start-up
+    # (empty = none).
+    policies_file: str = ""
     # OpenSearch index that POST /v1/feedback writes click events to (created on first use with
     # es_templates/index/feedback.json).
     feedback_index: str = "rescore-feedback"
@@ -156,6 +160,8 @@ class Settings:
             raise SettingsError(f"{ENV_PREFIX}MAX_TEXT_CHARS must be >= 1")
         if self.experiments_file and not os.path.isfile(self.experiments_file):
             raise SettingsError(f"{ENV_PREFIX}EXPERIMENTS_FILE is not a file: {self.experiments_file}")
+        if self.policies_file and not os.path.isfile(self.policies_file):
+            raise SettingsError(f"{ENV_PREFIX}POLICIES_FILE is not a file: {self.policies_file}")
         if not _valid_index_name(self.feedback_index):
             raise SettingsError(f"{ENV_PREFIX}FEEDBACK_INDEX must be a valid OpenSearch index name (lowercase, "
                                 f"no spaces or \\/*?\"<>|,#:, not starting with _ - +), got {self.feedback_index!r}")

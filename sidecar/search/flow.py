@@ -116,6 +116,7 @@ def search_with_rerank(client: OpenSearch, reranker_factory: Callable[[], Any], 
     ext["rerank"] = {
         "status": outcome.status,
         "window": len(window_hits),
+        "window_size": spec.window_size,
         "fusion": spec.fusion,
         "first_stage_ms": round(first_ms, 1),
         "took_ms": round(total_ms, 1),

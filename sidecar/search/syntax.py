@@ -115,6 +115,8 @@ def plan_search(body: dict | None, defaults: RerankDefaults) -> SearchPlan:
         raw = ext.pop("rerank")
         if not ext:
             body.pop("ext")
+        if raw is False:  # the request opts out of a rerank policy; the engine must not see it
+            return SearchPlan(body, None, {})
         spec = _from_ext(raw, original, defaults)
         return SearchPlan(body, spec, {})
     if "rescore" in body:
@@ -124,12 +126,18 @@ def plan_search(body: dict | None, defaults: RerankDefaults) -> SearchPlan:
     return SearchPlan(body, None, {})
 
 
+def opts_out(body: Any) -> bool:
+    """Return whether a parsed search body says `"ext": {"rerank": false}` (no policy rerank)."""
+    ext = body.get("ext") if isinstance(body, dict) else None
+    return isinstance(ext, dict) and ext.get("rerank") is False
+
+
 def wants_rerank(body: Any) -> bool:
     """Return whether a parsed search body asks for reranking in any supported syntax."""
     if not isinstance(body, dict):
         return False
     ext = body.get("ext")
-    if isinstance(ext, dict) and "rerank" in ext:
+    if isinstance(ext, dict) and "rerank" in ext and ext["rerank"] is not False:
         return True
     retriever = body.get("retriever")
     if isinstance(retriever, dict) and "text_similarity_reranker" in retriever:
