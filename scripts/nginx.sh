@@ -8,7 +8,8 @@
 #
 # Settings (environment): NGINX_PORT (8080), NGINX_UPSTREAM (127.0.0.1:8081), NGINX_MAX_BODY_BYTES
 # (RESCORE_MAX_BODY_BYTES, else 20971520), NGINX_READ_TIMEOUT_S (330), NGINX_WORKERS (auto),
-# NGINX_RUN_DIR (state: pid, logs, temp files; default ${TMPDIR:-/tmp}/rescore-nginx-$NGINX_PORT).
+# NGINX_RUN_DIR (state: pid, logs, temp files; default ${TMPDIR:-/tmp}/rescore-nginx-$NGINX_PORT),
+# NGINX_STOP_WAIT_S (10: how long `stop` lets requests in flight finish before it terminates nginx).
 # Runs as the calling user: no root needed for ports above 1024.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -82,7 +83,7 @@ case "${1:-}" in
     if [ -s "$run_dir/nginx.pid" ]; then
       pid=$(cat "$run_dir/nginx.pid")
       kill -QUIT "$pid" 2>/dev/null || true   # graceful: finish the requests in flight
-      for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+      for _ in $(seq $(( ${NGINX_STOP_WAIT_S:-10} * 10 ))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
       kill -0 "$pid" 2>/dev/null && kill -TERM "$pid" 2>/dev/null || true
       rm -f "$run_dir/nginx.pid"
     fi ;;
