@@ -8,7 +8,7 @@ from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from werkzeug.exceptions import HTTPException
 
 from sidecar.observability.metrics import metrics
-from sidecar.search.opensearch import OpenSearchUnavailable
+from sidecar.engine.client import OpenSearchUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 
 from sidecar.config import Settings, SettingsError
 from sidecar.rerank.options import OptionsError
-from sidecar.search.opensearch import ConnectionInfo, make_client
+from sidecar.engine.client import ConnectionInfo, make_client
 
 
 class UsageError(Exception):
