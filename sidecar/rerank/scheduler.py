@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from sidecar.backends.base import RerankError
+from sidecar.rerank.priority import lower_current_thread
 
 logger = logging.getLogger(__name__)
 
@@ -160,6 +161,7 @@ class Scheduler(Generic[T]):
         policy: BatchPolicy,
         queue_size: int,
         max_requests: int = 0,
+        nice: int = 0,
         name: str = "rerank",
         on_batch: Callable[[BatchStats], None] | None = None,
         on_verdict: Callable[[BaseException | None], None] | None = None,
@@ -171,6 +173,7 @@ class Scheduler(Generic[T]):
         self._policy = policy
         self._queue_size = queue_size
         self._max_requests = max_requests
+        self._nice = nice
         self._owners: OrderedDict[Hashable, deque[_Entry[T]]] = OrderedDict()
         self._pending = 0  # entries queued in self._owners
         self._in_flight = 0  # entries taken by the worker and not yet scored or dropped
@@ -330,6 +333,7 @@ class Scheduler(Generic[T]):
             self._s_per_token = sample if self._s_per_token is None else 0.7 * self._s_per_token + 0.3 * sample
 
     def _run(self) -> None:
+        lower_current_thread(self._nice)  # the model runs here (and in its library's pool threads)
         while (entries := self._take_batch()) is not None:
             if entries:
                 self._score_batch(entries)

@@ -163,6 +163,7 @@ def build_service(backend: Backend, options: RerankerOptions) -> RerankService:
                            max_batch_size=options.max_batch_size),
         queue_size=options.queue_size,
         max_requests=options.rerank_slots,
+        nice=options.model_nice,
         name=f"rerank-{backend.device}",
         on_batch=metrics().observe_batch,
     )

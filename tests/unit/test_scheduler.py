@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -231,3 +232,19 @@ def test_verdicts_report_model_faults_only() -> None:
         scheduler.run(["d"])
     scheduler.close()
     assert [v is None for v in verdicts] == [True, False]
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority") or not os.path.isdir("/proc/self/task"), reason="Linux only")
+def test_model_thread_runs_below_request_threads() -> None:
+    seen: list[int] = []
+
+    def record(batch: list[str]) -> list[float]:
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return length_score(batch)
+
+    scheduler = Scheduler(record, cost_fn=len, policy=BatchPolicy(token_budget=100, max_batch_size=8),
+                          queue_size=100, nice=7)
+    assert scheduler.run(["a"]).complete
+    scheduler.close()
+    assert seen == [max(7, os.getpriority(os.PRIO_PROCESS, 0))]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < 7 or os.getpriority(os.PRIO_PROCESS, 0) >= 7
