@@ -6,7 +6,9 @@ open (half trickle a request body one byte a second, half connect and send nothi
 mixed_load: N clients for T seconds, each request 50% plain search, 40% reranked search, 10%
 _msearch (one plain and one reranked entry), every query text distinct. Side by side in the same
 run, each plain search is also sent straight to OpenSearch (the baseline), and each reranked page
-(from 0, size = window) is checked against OpenSearch's first-stage window as a set.
+(from 0, size = window) is checked against OpenSearch's first-stage window as a set. rerank_server
+is the sidecar's own ext.rerank.took_ms of the same requests (the client's view minus transport,
+nginx and the load generator's own scheduling).
 
 scripts/bench_serving.py drives both and prints the report; tests/integration/test_serving.py runs
 short versions. Loopback targets only; bounded in clients, sockets and time.
@@ -25,7 +27,7 @@ from urllib.parse import urlsplit
 import requests
 
 LIMITS = {"clients": 128, "seconds": 600, "sockets": 512}
-KINDS = ("plain", "direct", "rerank", "msearch")
+KINDS = ("plain", "direct", "rerank", "msearch", "rerank_server")
 
 
 def check_loopback(*urls: str) -> None:
@@ -214,7 +216,10 @@ def _client(url: str, opensearch: str, index: str, feed: QueryFeed, tally: Tally
                     tally.error(f"rerank {got.status_code}: {got.text[:200]}")
                     continue
                 answer = got.json()
-                tally.status(answer.get("ext", {}).get("rerank", {}).get("status", "missing"))
+                ext = answer.get("ext", {}).get("rerank", {})
+                tally.status(ext.get("status", "missing"))
+                if isinstance(ext.get("took_ms"), (int, float)):  # the sidecar's own view of the same request
+                    tally.add("rerank_server", ext["took_ms"] / 1000)
                 first = direct.post(f"{opensearch}/{index}/_search", json=_search_body(query, window), timeout=120)
                 if sorted(_ids(answer)) != sorted(_ids(first.json())):
                     tally.mismatches.append(f"rerank page != first-stage window for {query[:60]!r}")
@@ -253,7 +258,7 @@ def mixed_load(url: str, opensearch: str, index: str, queries: list[str], *, cli
         thread.join(seconds + 300)
     wall = time.monotonic() - started
     kinds = {kind: summary_ms(values) for kind, values in tally.latencies.items()}
-    total = sum(row["count"] for kind, row in kinds.items() if kind != "direct")
+    total = sum(row["count"] for kind, row in kinds.items() if kind not in ("direct", "rerank_server"))
     report = {
         "clients": clients, "seconds": round(wall, 1), "requests": total, "rps": round(total / wall, 1),
         "kinds": kinds, "rerank_status": tally.rerank_status, "errors": len(tally.errors),
