@@ -205,6 +205,8 @@ class PolicySet:
                             and str(template_params[k]).strip())
         if not text:
             text = extract_query_text(body.get("query"), policy.text_fields)
+        if not text and isinstance(params.get("q"), str):  # URI search: /_search?q=...
+            text = lucene_free_text(params["q"], policy.text_fields)
         if not text.strip():
             return Decision(policy, "no_text")
         return Decision(policy, None, text)

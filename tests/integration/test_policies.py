@@ -130,6 +130,14 @@ def test_uncovered_index_passes_through_without_policy_headers(policy_sidecar, o
     assert "X-Rescore-Status" not in mine.headers and "X-Rescore-Policy" not in mine.headers
 
 
+def test_uri_search_q_param_is_reranked(policy_sidecar, opensearch_url, indices):
+    params = {"q": "cats OR sofa OR scratch", "size": 30}
+    mine = requests.get(f"{policy_sidecar}/{INDEX}/_search", params=params, timeout=60)
+    engine = requests.get(f"{opensearch_url}/{INDEX}/_search", params=params, timeout=60).json()
+    assert mine.status_code == 200 and mine.headers["X-Rescore-Policy"] == "discover"
+    _check_reranked(mine.json(), engine, "discover", {"top": "cat-scratching"})
+
+
 def test_ext_rerank_false_opts_out(policy_sidecar, opensearch_url, indices):
     body = {"query": {"match": {"text": "why do cats scratch the sofa"}}, "size": 30}
     mine = requests.post(f"{policy_sidecar}/{INDEX}/_search", json={**body, "ext": {"rerank": False}}, timeout=60)
@@ -144,6 +152,8 @@ def test_own_rerank_wins_and_metrics_count_per_policy(policy_sidecar, indices):
     answer = requests.post(f"{policy_sidecar}/{INDEX}/_search", json=own, timeout=60)
     assert answer.status_code == 200 and "policy" not in answer.json()["ext"]["rerank"]
     assert answer.headers["X-Rescore-Status"] == "ok" and "X-Rescore-Policy" not in answer.headers
+    for body in ({"query": {"match": {"text": "cats"}}}, {"query": {"match": {"text": "cats"}}, "sort": ["_doc"]}):
+        assert requests.post(f"{policy_sidecar}/{INDEX}/_search", json=body, timeout=60).status_code == 200
     text = requests.get(f"{policy_sidecar}/metrics", timeout=30).text
     assert 'rescore_policy_searches_total{outcome="ok",policy="discover"}' in text
     assert 'rescore_policy_searches_total{outcome="skipped_sorted",policy="discover"}' in text
