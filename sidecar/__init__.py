@@ -22,6 +22,7 @@ class Services:
         from sidecar.rerank import doc_text
         from sidecar.rerank.breaker import CircuitBreaker
         from sidecar.search.feedback_store import FeedbackStore
+        from sidecar.engine import EngineRef
         from sidecar.engine.client import ConnectionInfo, OpenSearchGateway, make_client
         from sidecar.search.policies import IndexResolver, PolicySet, load_policies
         from sidecar.search.query_understanding import build_pipeline
@@ -39,6 +40,8 @@ class Services:
         )
         self.gateway = OpenSearchGateway(self.connection)
         self.client = make_client(self.connection)
+        # OpenSearch or Elasticsearch: set by RESCORE_ENGINE or detected (and re-detected after an outage).
+        self.engine = EngineRef(settings.engine, self.gateway)
         self.template_inspector = TemplateInspector(self.client)
         self.breaker = CircuitBreaker(failures=settings.circuit_failures, cooldown_s=settings.circuit_cooldown_s)
         self.rerank_defaults = RerankDefaults(

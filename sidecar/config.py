@@ -44,6 +44,9 @@ class Settings:
     opensearch_ca_certs: str = ""
     # Timeout of one call to OpenSearch, in seconds.
     opensearch_timeout_s: float = 30.0
+    # Which engine is behind RESCORE_OPENSEARCH_URL: auto (detected from `GET /`, re-checked after
+    # the engine was unreachable), opensearch or elasticsearch.
+    engine: str = "auto"
     # Address and port gunicorn binds.
     host: str = "127.0.0.1"
     port: int = 8080
@@ -135,6 +138,8 @@ class Settings:
     def __post_init__(self) -> None:
         if not self.opensearch_url.startswith(("http://", "https://")):
             raise SettingsError(f"{ENV_PREFIX}OPENSEARCH_URL must start with http:// or https://")
+        if self.engine not in ("auto", "opensearch", "elasticsearch"):
+            raise SettingsError(f"{ENV_PREFIX}ENGINE must be auto, opensearch or elasticsearch, got {self.engine!r}")
         if not 0 < self.port < 65536:
             raise SettingsError(f"{ENV_PREFIX}PORT must be in 1..65535, got {self.port}")
         for name in ("workers", "threads", "max_body_bytes"):

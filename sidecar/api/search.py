@@ -16,7 +16,7 @@ from sidecar.api.experiment_hook import RequestIdentity, plan_experiment, reques
 from sidecar.api.proxy import forward_current_request
 from sidecar.api.schemas import parse_json
 from sidecar.observability.metrics import metrics
-from sidecar.search.flow import UpstreamError, search_with_rerank
+from sidecar.search.flow import UpstreamError, first_stage_search, search_with_rerank
 from sidecar.engine.client import OpenSearchUnavailable
 from sidecar.search.policies import NO_POLICY, Decision
 from sidecar.search.syntax import SearchPlan, opts_out, plan_search, wants_rerank
@@ -42,13 +42,13 @@ def _run_plain_or_rerank(index: str | None, body: dict, params: dict[str, str],
                          identity: RequestIdentity | None = None, decision: Decision = NO_POLICY) -> dict:
     """Execute one search body: reranked when it asks for it or a policy says so, plain otherwise."""
     services = _services()
-    plan = plan_search(body, services.rerank_defaults)
+    plan = plan_search(body, services.rerank_defaults, services.engine.get())
     params = {**params, **plan.params}
     if plan.rerank is None and decision.rerank:
         plan = SearchPlan(plan.body, decision.policy.spec(decision.query_text, body, services.rerank_defaults),
                           plan.params)
     if plan.rerank is None:
-        return services.client.search(index=index, body=plan.body, params=params)
+        return first_stage_search(services.client, index, plan.body, params)
     identity = identity or request_identity()
     experiment = plan_experiment(services, plan.rerank, index, identity)
     result = search_with_rerank(services.client, experiment.reranker_factory, index, plan.body, experiment.spec,

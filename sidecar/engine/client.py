@@ -111,6 +111,8 @@ class OpenSearchGateway:
     def __init__(self, info: ConnectionInfo) -> None:
         self._base = info.url.rstrip("/")
         self._info = info
+        # Connection failures so far: the engine layer re-detects the engine after one (EngineRef).
+        self.failures = 0
         self._session = requests.Session()
         self._session.trust_env = False  # never route through a proxy picked up from the environment
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64, max_retries=0)
@@ -144,6 +146,7 @@ class OpenSearchGateway:
                 allow_redirects=False,
             )
         except requests.RequestException as exc:
+            self.failures += 1
             raise OpenSearchUnavailable(f"{type(exc).__name__} talking to OpenSearch at {self._base}") from exc
         try:
             raw = resp.raw.read(decode_content=False)
@@ -155,9 +158,10 @@ class OpenSearchGateway:
         return RawResponse(status=resp.status_code, headers=kept, body=raw)
 
     def ping(self) -> bool:
-        """Return whether the cluster answers its root endpoint."""
+        """Return whether the cluster answers its health endpoint (both engines have it; an
+        Elasticsearch build without the rest-root module answers `GET /` with 405)."""
         try:
-            return self.forward("GET", "/", b"", [], b"").status == 200
+            return self.forward("GET", "/_cluster/health", b"", [], b"").status == 200
         except OpenSearchUnavailable:
             return False
 
