@@ -8,8 +8,9 @@ bp = Blueprint("proxy", __name__)
 _METHODS = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"]
 
 
-def forward_current_request() -> Response:
-    """Send the current request to OpenSearch and relay its response byte for byte."""
+def forward_current_request(body: bytes | None = None) -> Response:
+    """Send the current request (with `body` instead of its own when given) to the engine and relay
+    its response byte for byte."""
     services = current_app.extensions["rescore"]
     headers = list(request.headers.items())
     if services.settings.proxy_api_key_set:
@@ -20,7 +21,7 @@ def forward_current_request() -> Response:
         request.path,
         request.query_string,
         headers,
-        request.get_data(cache=True),
+        request.get_data(cache=True) if body is None else body,
     )
     response = Response(upstream.body, status=upstream.status)
     response.headers.clear()

@@ -20,6 +20,7 @@ from sidecar.search.flow import UpstreamError, first_stage_search, search_with_r
 from sidecar.engine.client import OpenSearchUnavailable
 from sidecar.search.policies import NO_POLICY, Decision
 from sidecar.search.syntax import SearchPlan, opts_out, plan_search, wants_rerank
+from sidecar.search.templates import fill_query_vector
 
 bp = Blueprint("search", __name__)
 _MARKER = b"rerank"
@@ -146,19 +147,30 @@ def search_template(index: str | None):
     if not raw:
         return forward_current_request()
     template_request = parse_json(raw)
+    filled = _fill_vector(template_request)
+    body = None
+    if filled is not None:
+        template_request, body = filled, json.dumps(filled).encode()
     params = _query_params()
     try:
         rendered = _render_if_rerank(template_request, force=_covering_policy("search_template", index))
         if rendered is None:
-            return forward_current_request()
+            return forward_current_request(body)
         template_params = template_request.get("params") if isinstance(template_request.get("params"), dict) else {}
         decision = _decide("search_template", index, rendered, params, template_params)
         if not _needs_sidecar(rendered, decision):
-            return _tag(forward_current_request(), [_status_of(None, decision)])
+            return _tag(forward_current_request(body), [_status_of(None, decision)])
         result = _run_plain_or_rerank(index, rendered, params, decision=decision)
     except UpstreamError as exc:
         return _json_response(exc.body, exc.status)
     return _tag(_json_response(result), [_status_of(result, decision)])
+
+
+def _fill_vector(template_request: Any, field: str = "params") -> dict | None:
+    """The template request with its query_vector embedded from query_text, when it needs one."""
+    services = _services()
+    return fill_query_vector(template_request, services.engine.get().vector_templates(),
+                             lambda text: services.embedder.embed_query(text), field)
 
 
 # Async-search parameters that have no _search counterpart (the sidecar answers at once instead).
@@ -232,9 +244,15 @@ def msearch(index: str | None, templated: bool):
     base_params = _query_params()
     bodies: list[Any] = []
     decisions: list[Decision] = []
+    filled_any = False  # a template entry got its query_vector from the sidecar: it must run it
     for number, (header, original) in enumerate(entries):
         target = _entry_index(header, index)
         params = {**base_params, **_header_params(header)}
+        if templated:
+            filled = _fill_vector(original, field=f"line {2 * number + 2}.params")
+            if filled is not None:
+                original, filled_any = filled, True
+                entries[number] = (header, original)
         body = original
         if templated:
             body = _render_if_rerank(original, field=f"line {2 * number + 2}",
@@ -244,7 +262,7 @@ def msearch(index: str | None, templated: bool):
                                  template_params if isinstance(template_params, dict) else None)
                          if body is not None else NO_POLICY)
         bodies.append(body)
-    if not any(b is not None and _needs_sidecar(b, d) for b, d in zip(bodies, decisions)):
+    if not filled_any and not any(b is not None and _needs_sidecar(b, d) for b, d in zip(bodies, decisions)):
         return _tag(forward_current_request(), [_status_of(None, d) for d in decisions])
     started = time.perf_counter()
     identity = request_identity()  # the entries run outside the request context

@@ -5,12 +5,15 @@ import json
 import logging
 import time
 import dataclasses
+from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
 
 from opensearchpy import OpenSearch
 from opensearchpy.exceptions import TransportError
 
+from sidecar.api.errors import BadRequest
 from sidecar.engine import Engine, engine_for_client
 from sidecar.engine.base import TEMPLATE_SUFFIX, TEMPLATES_DIR
 
@@ -95,6 +98,24 @@ def _reason(exc: TransportError) -> str:
         cause = (error.get("root_cause") or [error])[0]
         return f"{cause.get('type')}: {cause.get('reason')}"
     return str(exc.error)
+
+
+def fill_query_vector(template_request: Any, vector_templates: frozenset[str],
+                      embed: Callable[[str], list[float]], field: str = "params") -> dict | None:
+    """Return the request with params.query_vector embedded from params.query_text when it runs a
+    stored kNN/hybrid template without a vector (the embedder is the one ingest uses); None when
+    there is nothing to fill. Neither given: a 400 naming params.query_vector."""
+    if not isinstance(template_request, dict) or template_request.get("id") not in vector_templates:
+        return None
+    params = template_request.get("params")
+    params = params if isinstance(params, dict) else {}
+    if "query_vector" in params:
+        return None
+    text = params.get("query_text")
+    if not isinstance(text, str) or not text.strip():
+        raise BadRequest(f"stored template {template_request['id']!r} needs params.query_vector, or "
+                         "params.query_text for the sidecar to embed", field=f"{field}.query_vector")
+    return {**template_request, "params": {**params, "query_vector": embed(text)}}
 
 
 class TemplateInspector:
