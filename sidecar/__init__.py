@@ -154,7 +154,8 @@ class Services:
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app: the only place where services are wired together."""
-    from sidecar.api import admin, auth, feedback, openapi, proxy, rerank_compat, rescore, search, ui
+    from sidecar.api import (admin, auth, feedback, openapi, proxy, request_body, rerank_compat, rescore,
+                             response_format, search, ui)
     from sidecar.api.errors import register_error_handlers
 
     from sidecar.observability import http as observability_http
@@ -171,7 +172,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     services = Services(settings)
     app.extensions["rescore"] = services
     register_error_handlers(app)
+    response_format.install(app)
     observability_http.install(app)
+    request_body.install(app)
     auth.install(app)
     app.register_blueprint(admin.bp)
     app.register_blueprint(rescore.bp)

@@ -21,6 +21,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """Run the tests that wipe the shared OpenSearch (REST YAML suite) after all others."""
+    items.sort(key=lambda item: item.get_closest_marker("wipes_cluster") is not None)
+
+
 def free_port() -> int:
     """Return a TCP port that is free on 127.0.0.1 right now."""
     with socket.socket() as sock:

@@ -10,14 +10,16 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
+from opensearchpy.exceptions import SerializationError
 
 from sidecar.api.errors import BadRequest, UpstreamUnavailable
 from sidecar.api.experiment_hook import RequestIdentity, plan_experiment, request_identity
 from sidecar.api.proxy import forward_current_request
+from sidecar.api.response_format import OUTPUT_PARAMS, current_output_options, render
 from sidecar.api.schemas import parse_json
 from sidecar.observability.metrics import metrics
-from sidecar.search.flow import UpstreamError, first_stage_search, search_with_rerank
 from sidecar.engine.client import OpenSearchUnavailable
+from sidecar.search.flow import UpstreamError, first_stage, search_with_rerank
 from sidecar.search.policies import NO_POLICY, Decision
 from sidecar.search.syntax import SearchPlan, opts_out, plan_search, wants_rerank
 from sidecar.search.templates import fill_query_vector
@@ -32,11 +34,17 @@ def _services():
 
 
 def _json_response(body: Any, status: int = 200) -> Response:
-    return Response(json.dumps(body), status=status, content_type="application/json; charset=UTF-8")
+    """The final response, shaped by the request's filter_path / format / pretty like the engine's."""
+    return render(body, status, current_output_options())
 
 
 def _query_params() -> dict[str, str]:
-    return {k: v for k, v in request.args.items()}
+    """The caller's query parameters for the first stage: all but those that shape the final response.
+
+    Checked first (422 naming `format`/`pretty`) so a bad one fails before any search runs.
+    """
+    current_output_options()
+    return {k: v for k, v in request.args.items() if k not in OUTPUT_PARAMS}
 
 
 def _run_plain_or_rerank(index: str | None, body: dict, params: dict[str, str],
@@ -49,7 +57,7 @@ def _run_plain_or_rerank(index: str | None, body: dict, params: dict[str, str],
         plan = SearchPlan(plan.body, decision.policy.spec(decision.query_text, body, services.rerank_defaults),
                           plan.params)
     if plan.rerank is None:
-        return first_stage_search(services.client, index, plan.body, params)
+        return first_stage(services.client, index, plan.body, params)
     identity = identity or request_identity()
     experiment = plan_experiment(services, plan.rerank, index, identity)
     result = search_with_rerank(services.client, experiment.reranker_factory, index, plan.body, experiment.spec,
@@ -61,6 +69,22 @@ def _run_plain_or_rerank(index: str | None, body: dict, params: dict[str, str],
         metrics().observe_policy(decision.policy.name, str(ext.get("status", "unknown")))
     metrics().observe_rerank(ext)
     return result
+
+
+def _not_json() -> bool:
+    """Whether the body is YAML, CBOR or Smile (the engine accepts them; the sidecar reranks JSON only).
+
+    Such bodies pass through untouched and the engine answers them as it would directly.
+    """
+    content_type = (request.content_type or "").lower()
+    return any(kind in content_type for kind in ("yaml", "cbor", "smile"))
+
+
+@bp.app_errorhandler(UpstreamError)
+def _upstream_error(exc: UpstreamError) -> Response:
+    """An engine error met while serving a request: relayed with the engine's status and body."""
+    body = exc.body if isinstance(exc.body, (dict, list)) else {"error": str(exc.body), "status": exc.status}
+    return _json_response(body, exc.status)
 
 
 def _decide(endpoint: str, index: str | None, body: Any, params: dict[str, str],
@@ -125,7 +149,7 @@ def search(index: str | None):
     """Search, reranked when the body asks for it in any supported syntax or a policy covers it."""
     raw = request.get_data(cache=True)
     marked = _MARKER in raw or b"retriever" in raw
-    if not marked and not _services().policies:
+    if (not marked and not _services().policies) or _not_json():
         return forward_current_request()
     body = parse_json(raw) if marked else _parse_or_none(raw)
     params = _query_params()
@@ -144,7 +168,7 @@ def search(index: str | None):
 def search_template(index: str | None):
     """Search template: rendered by OpenSearch; reranked when the rendered body asks for it or a policy says so."""
     raw = request.get_data(cache=True)
-    if not raw:
+    if not raw or _not_json():
         return forward_current_request()
     template_request = parse_json(raw)
     filled = _fill_vector(template_request)
@@ -188,7 +212,7 @@ def async_search(index: str | None):
     """
     raw = request.get_data(cache=True)
     marked = _MARKER in raw or b"retriever" in raw
-    if not marked and not _services().policies:
+    if (not marked and not _services().policies) or _not_json():
         return forward_current_request()
     body = parse_json(raw) if marked else _parse_or_none(raw)
     params = {k: v for k, v in _query_params().items() if k not in _ASYNC_ONLY}
@@ -230,6 +254,8 @@ def _keep_alive_ms(value: str | None) -> int:
 def msearch(index: str | None, templated: bool):
     """Multi-search (plain or templated); each reranking entry goes through the flow."""
     raw = request.get_data(cache=True)
+    if _not_json():
+        return forward_current_request()
     services = _services()
     marked = _MARKER in raw or b"retriever" in raw
     if not marked and not templated and not services.policies:
@@ -241,10 +267,12 @@ def msearch(index: str | None, templated: bool):
             raise
         return forward_current_request()  # not ours to judge: the engine answers it
     endpoint = "msearch_template" if templated else "msearch"
-    base_params = _query_params()
+    # max_concurrent_searches is the msearch's own; each entry is a plain _search that would refuse it.
+    base_params = {k: v for k, v in _query_params().items() if k != "max_concurrent_searches"}
     bodies: list[Any] = []
     decisions: list[Decision] = []
     filled_any = False  # a template entry got its query_vector from the sidecar: it must run it
+    failed: dict[int, UpstreamError] = {}  # template entries the engine could not render: per-entry errors
     for number, (header, original) in enumerate(entries):
         target = _entry_index(header, index)
         params = {**base_params, **_header_params(header)}
@@ -255,8 +283,11 @@ def msearch(index: str | None, templated: bool):
                 entries[number] = (header, original)
         body = original
         if templated:
-            body = _render_if_rerank(original, field=f"line {2 * number + 2}",
-                                     force=_covering_policy(endpoint, target))
+            try:
+                body = _render_if_rerank(original, field=f"line {2 * number + 2}",
+                                         force=_covering_policy(endpoint, target))
+            except UpstreamError as exc:
+                body, failed[number] = None, exc
         template_params = original.get("params") if templated and isinstance(original, dict) else None
         decisions.append(_decide(endpoint, target, body, params,
                                  template_params if isinstance(template_params, dict) else None)
@@ -271,6 +302,9 @@ def msearch(index: str | None, templated: bool):
     def run(i: int) -> dict:
         header, original = entries[i]
         body = bodies[i]
+        if i in failed:
+            exc = failed[i]
+            return {**(exc.body if isinstance(exc.body, dict) else {"error": exc.body}), "status": exc.status}
         params = {**base_params, **_header_params(header)}
         target = _entry_index(header, index)
         with app.app_context():
@@ -343,6 +377,10 @@ def _render_if_rerank(template_request: Any, field: str = "body", force: bool = 
     render_body = {k: template_request[k] for k in ("id", "source", "params") if k in template_request}
     try:
         rendered = services.client.transport.perform_request("POST", "/_render/template", body=render_body)
+    except SerializationError:
+        # The template renders to something that is not JSON: the engine answers that request itself
+        # (its own 400), as it would directly; never reranked.
+        return None
     except Exception as exc:
         status = getattr(exc, "status_code", None)
         if isinstance(status, int):
