@@ -22,6 +22,7 @@ from sidecar.engine.client import OpenSearchUnavailable
 from sidecar.search.flow import UpstreamError, first_stage, search_with_rerank
 from sidecar.search.policies import NO_POLICY, Decision
 from sidecar.search.syntax import SearchPlan, opts_out, plan_search, wants_rerank
+from sidecar.search.retrievers import has_nested_reranker, replace_nested, window_of
 from sidecar.search.templates import fill_query_vector
 
 bp = Blueprint("search", __name__)
@@ -51,6 +52,9 @@ def _run_plain_or_rerank(index: str | None, body: dict, params: dict[str, str],
                          identity: RequestIdentity | None = None, decision: Decision = NO_POLICY) -> dict:
     """Execute one search body: reranked when it asks for it or a policy says so, plain otherwise."""
     services = _services()
+    retriever = body.get("retriever") if isinstance(body, dict) else None
+    if isinstance(retriever, dict) and has_nested_reranker(retriever):
+        return _with_nested_rerankers(index, body, params, identity, decision)
     plan = plan_search(body, services.rerank_defaults, services.engine.get())
     params = {**params, **plan.params}
     if plan.rerank is None and decision.rerank:
@@ -69,6 +73,25 @@ def _run_plain_or_rerank(index: str | None, body: dict, params: dict[str, str],
         metrics().observe_policy(decision.policy.name, str(ext.get("status", "unknown")))
     metrics().observe_rerank(ext)
     return result
+
+
+def _with_nested_rerankers(index: str | None, body: dict, params: dict[str, str],
+                           identity: RequestIdentity | None, decision: Decision) -> dict:
+    """Serve every text_similarity_reranker below the root first (each one reranked on its own), then
+    the tree with their hits in their place; ext.rerank.nested lists what each one did."""
+    node_params = {k: v for k, v in params.items() if k not in ("from", "size")}
+
+    def serve(node: dict, path: str) -> dict:
+        return _run_plain_or_rerank(index, {"retriever": node, "size": window_of(node), "_source": False},
+                                    node_params, identity)
+
+    tree, nested = replace_nested(body["retriever"], serve)
+    result = _run_plain_or_rerank(index, {**body, "retriever": tree}, params, identity, decision)
+    ext = result.setdefault("ext", {}).setdefault("rerank", {})
+    ext.setdefault("status", next((n["status"] for n in nested if n.get("status") != "ok"), "ok"))
+    ext["nested"] = nested
+    return result
+
 
 
 def _not_json() -> bool:

@@ -120,3 +120,22 @@ def test_install_reports_what_the_engine_refused(engine_stack, embedder):
     else:
         assert "rescore-knn" in report.failed and not report.templates
         assert all("mustache" in reason for reason in report.failed.values()), report.failed
+
+
+def test_reranker_below_the_root_is_served(engine_stack):
+    """A text_similarity_reranker inside another one's retriever: the inner one is reranked first."""
+    inner = {"text_similarity_reranker": {"retriever": {"standard": BROAD}, "field": "text",
+                                          "inference_text": QUERY, "rank_window_size": 20, "_name": "inner"}}
+    body = {"size": 5, "retriever": {"text_similarity_reranker": {
+        "retriever": inner, "field": "text", "inference_text": "coffee extraction pressure", "rank_window_size": 20,
+        "fusion": "replace"}}}
+    out = post(engine_stack.sidecar, f"/{engine_stack.index}/_search", body)
+    assert out.status_code == 200, out.text
+    ext = out.json()["ext"]["rerank"]
+    assert ext["status"] == "ok" and ext["window"] == 20
+    assert ext["nested"] == [{"path": "retriever.text_similarity_reranker.retriever", "status": "ok",
+                              "window": 20, "name": "inner"}]
+    assert ids(out.json())[0] == "espresso"
+    alone = post(engine_stack.sidecar, f"/{engine_stack.index}/_search", {"size": 20, "retriever": inner}).json()
+    # The outer reranker saw exactly the inner one's window.
+    assert len(ids(alone)) == 20 and "espresso" in ids(alone)
