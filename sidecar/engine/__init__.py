@@ -34,7 +34,12 @@ def engine_named(name: str) -> Engine:
 def detect(status: int, headers: list[tuple[str, str]] | dict, body: bytes) -> Engine:
     """Return the engine that answered `GET /` with this status, headers and body."""
     items = headers.items() if isinstance(headers, dict) else headers
+    items = list(items)
     if any(k.lower() == "x-elastic-product" and v.strip().lower() == "elasticsearch" for k, v in items):
+        return ENGINES["elasticsearch"]
+    # A secured Elasticsearch asked without credentials: 401 from its realm "security" (OpenSearch's
+    # security plugin names its realm "OpenSearch Security").
+    if status == 401 and any(k.lower() == "www-authenticate" and 'realm="security"' in v for k, v in items):
         return ENGINES["elasticsearch"]
     try:
         parsed = json.loads(body or b"{}")

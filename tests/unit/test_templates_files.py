@@ -66,3 +66,14 @@ def test_template_request_rejects_unknown_mode_and_missing_vector():
 def test_mapping_file_is_valid_json():
     from sidecar.search.templates import TEMPLATES_DIR
     json.loads((TEMPLATES_DIR / "index" / "documents.json").read_text())
+
+
+def test_engine_detection_from_the_root_endpoint():
+    from sidecar.engine import detect
+
+    opensearch = b'{"version": {"distribution": "opensearch", "number": "3.6.0"}}'
+    assert detect(200, [("content-type", "application/json")], opensearch) is OS
+    assert detect(405, [("X-elastic-product", "Elasticsearch")], b'{"error": "..."}') is ES
+    assert detect(200, {}, b'{"version": {"number": "9.5.3"}, "tagline": "You Know, for Search"}') is ES
+    assert detect(401, [("WWW-Authenticate", 'Basic realm="security", charset="UTF-8"')], b"{}") is ES
+    assert detect(401, [("WWW-Authenticate", 'Basic realm="OpenSearch Security"')], b"Unauthorized") is OS
