@@ -154,8 +154,8 @@ class Services:
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app: the only place where services are wired together."""
-    from sidecar.api import (admin, auth, feedback, openapi, proxy, request_body, rerank_compat, rescore,
-                             response_format, search, ui)
+    from sidecar.api import (admin, auth, elastic_compat, feedback, openapi, proxy, request_body, rerank_compat,
+                             rescore, response_format, search, ui)
     from sidecar.api.errors import register_error_handlers
 
     from sidecar.observability import http as observability_http
@@ -176,6 +176,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     observability_http.install(app)
     request_body.install(app)
     auth.install(app)
+    elastic_compat.install(app)
     app.register_blueprint(admin.bp)
     app.register_blueprint(rescore.bp)
     app.register_blueprint(feedback.bp)

@@ -47,6 +47,11 @@ class Settings:
     # Which engine is behind RESCORE_OPENSEARCH_URL: auto (detected from `GET /`, re-checked after
     # the engine was unreachable), opensearch or elasticsearch.
     engine: str = "auto"
+    # Elasticsearch clients in front of OpenSearch (README "Elasticsearch clients"): X-Elastic-Product on
+    # every response, compatible-with media types mapped to plain JSON/NDJSON, and on GET / from an
+    # Elastic client (x-elastic-client-meta) the client's own version, OpenSearch's kept in
+    # version.distribution_version. Like OpenSearch's compatibility.override_main_response_version.
+    elastic_client_compat: bool = True
     # Address and port gunicorn binds.
     host: str = "127.0.0.1"
     port: int = 8080

@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import json
+import zlib
 from typing import Any
 
-from flask import request
+from flask import current_app, request
 
-from sidecar.api.errors import BadRequest, ValidationFailed
+from sidecar.api.errors import BadRequest, PayloadTooLarge, ValidationFailed
+
+# Content-Encodings of request bodies the sidecar reads (clients' http_compress sends gzip).
+_DECODED = frozenset({"gzip", "x-gzip", "deflate"})
 
 
 # Deeper JSON is refused (400) before any code walks it recursively; real search bodies stay far
@@ -61,6 +65,29 @@ def json_depth(value: Any) -> int:
         deepest = max(deepest, depth)
         stack.extend((child, depth + 1) for child in children)
     return deepest
+
+
+def decoded_body() -> bytes:
+    """Return the request body to read, gunzipped/inflated when the client compressed it (http_compress).
+
+    Other encodings come back as sent: such a request is then passed through and the engine decides.
+    The decoded body obeys RESCORE_MAX_BODY_BYTES like an uncompressed one.
+    """
+    raw = request.get_data(cache=True)
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if not raw or encoding not in _DECODED:
+        return raw
+    limit = current_app.extensions["rescore"].settings.max_body_bytes
+    decoder = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header, detected
+    try:
+        decoded = decoder.decompress(raw, limit + 1)
+    except zlib.error:
+        raise BadRequest(f"request body is not valid {encoding} data", field="Content-Encoding") from None
+    if len(decoded) > limit:
+        raise PayloadTooLarge("decompressed request body is larger than RESCORE_MAX_BODY_BYTES")
+    if not decoder.eof:
+        raise BadRequest(f"request body is truncated {encoding} data", field="Content-Encoding")
+    return decoded
 
 
 def json_body() -> dict:

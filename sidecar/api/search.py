@@ -16,7 +16,7 @@ from sidecar.api.errors import BadRequest, UpstreamUnavailable
 from sidecar.api.experiment_hook import RequestIdentity, plan_experiment, request_identity
 from sidecar.api.proxy import forward_current_request
 from sidecar.api.response_format import OUTPUT_PARAMS, current_output_options, render
-from sidecar.api.schemas import parse_json
+from sidecar.api.schemas import decoded_body, parse_json
 from sidecar.observability.metrics import metrics
 from sidecar.engine.client import OpenSearchUnavailable
 from sidecar.search.flow import UpstreamError, first_stage, search_with_rerank
@@ -64,9 +64,14 @@ def _run_plain_or_rerank(index: str | None, body: dict, params: dict[str, str],
         return first_stage(services.client, index, plan.body, params)
     identity = identity or request_identity()
     experiment = plan_experiment(services, plan.rerank, index, identity)
-    result = search_with_rerank(services.client, experiment.reranker_factory, index, plan.body, experiment.spec,
-                                params, breaker=experiment.breaker, query_id=identity.query_id,
-                                experiment=experiment.ext)
+    try:
+        result = search_with_rerank(services.client, experiment.reranker_factory, index, plan.body,
+                                    experiment.spec, params, breaker=experiment.breaker,
+                                    query_id=identity.query_id, experiment=experiment.ext)
+    except Exception:
+        if decision.rerank:  # the caller gets the engine's (or our) error; count it for the policy
+            metrics().observe_policy(decision.policy.name, "error")
+        raise
     ext = result.get("ext", {}).get("rerank")
     if decision.rerank and isinstance(ext, dict):
         ext["policy"] = decision.policy.name
@@ -170,12 +175,14 @@ def _parse_or_none(raw: bytes) -> Any:
 @bp.route("/<index>/_search", methods=["GET", "POST"])
 def search(index: str | None):
     """Search, reranked when the body asks for it in any supported syntax or a policy covers it."""
-    raw = request.get_data(cache=True)
+    raw = decoded_body()
     marked = _MARKER in raw or b"retriever" in raw
     if (not marked and not _services().policies) or _not_json():
         return forward_current_request()
     body = parse_json(raw) if marked else _parse_or_none(raw)
     params = _query_params()
+    if not raw and "q" in params:  # URI search: the query is in the q param
+        body = {}
     decision = _decide("search", index, body, params)
     if not _needs_sidecar(body, decision):
         return _tag(forward_current_request(), [_status_of(None, decision)])
@@ -190,7 +197,7 @@ def search(index: str | None):
 @bp.route("/<index>/_search/template", methods=["GET", "POST"])
 def search_template(index: str | None):
     """Search template: rendered by OpenSearch; reranked when the rendered body asks for it or a policy says so."""
-    raw = request.get_data(cache=True)
+    raw = decoded_body()
     if not raw or _not_json():
         return forward_current_request()
     template_request = parse_json(raw)
@@ -233,7 +240,7 @@ def async_search(index: str | None):
     The answer is a completed async-search response (is_running false, no id, so nothing is
     polled); every other submit, and every GET/DELETE of an id, goes to the engine unchanged.
     """
-    raw = request.get_data(cache=True)
+    raw = decoded_body()
     marked = _MARKER in raw or b"retriever" in raw
     if (not marked and not _services().policies) or _not_json():
         return forward_current_request()
@@ -276,7 +283,7 @@ def _keep_alive_ms(value: str | None) -> int:
 @bp.route("/<index>/_msearch/template", methods=["GET", "POST"], defaults={"templated": True})
 def msearch(index: str | None, templated: bool):
     """Multi-search (plain or templated); each reranking entry goes through the flow."""
-    raw = request.get_data(cache=True)
+    raw = decoded_body()
     if _not_json():
         return forward_current_request()
     services = _services()

@@ -22,6 +22,8 @@ class Engine:
     modes: dict[str, tuple[str, str | None]] = {}
     # Directory (under es_templates/) of this engine's stored search templates.
     templates_subdir = "search"
+    # Whether Elasticsearch clients accept the engine's own answers (product header, media types).
+    speaks_elastic_clients = False
 
     def first_stage(self, retriever: dict, where: str) -> tuple[dict, dict[str, str]]:
         """Return (search body keys, query params) that run `retriever` as a first stage."""

@@ -17,6 +17,7 @@ class ElasticsearchEngine(Engine):
         "hybrid-rrf": ("rescore-hybrid-rrf", None),  # rrf retriever
     }
     templates_subdir = "elasticsearch/search"
+    speaks_elastic_clients = True
 
     def first_stage(self, retriever: dict, where: str) -> tuple[dict, dict[str, str]]:
         require_object(retriever, where)

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any, Callable, Mapping
+from urllib.parse import quote
 
 from sidecar.api.errors import ValidationFailed
 from sidecar.search.syntax import RerankDefaults, RerankSpec, build_spec, opts_out
@@ -134,7 +135,7 @@ class IndexResolver:
     def _resolve(self, expression: str) -> tuple[frozenset[str], ...]:
         try:
             answer = self._client.transport.perform_request(
-                "GET", f"/_resolve/index/{expression}", params={"expand_wildcards": "open"})
+                "GET", f"/_resolve/index/{quote(expression, safe=',*')}", params={"expand_wildcards": "open"})
         except Exception as exc:  # a missing index: no policy applies, the engine answers the search
             log.info("policy_resolve_failed expression=%s error=%s", expression, type(exc).__name__)
             return ()
@@ -204,6 +205,8 @@ class PolicySet:
                             and str(template_params[k]).strip())
         if not text:
             text = extract_query_text(body.get("query"), policy.text_fields)
+        if not text and isinstance(params.get("q"), str):  # URI search: /_search?q=...
+            text = lucene_free_text(params["q"], policy.text_fields)
         if not text.strip():
             return Decision(policy, "no_text")
         return Decision(policy, None, text)

@@ -167,3 +167,20 @@ def test_policy_spec_uses_the_rule_options(tmp_path):
     spec = policies.policies[0].spec("solar", {"explain": True}, DEFAULTS)
     assert (spec.window_size, spec.fusion, spec.instruction, spec.timeout_ms, spec.explain, spec.syntax) == \
         (7, "rrf", "Find manuals", 900, True, "policy")
+
+
+def test_async_keep_alive_and_msearch_header_params():
+    from sidecar.api.search import _header_params, _keep_alive_ms
+
+    assert _keep_alive_ms("60000ms") == 60000 and _keep_alive_ms("1m") == 60000 and _keep_alive_ms("2d") == 172800000
+    assert _keep_alive_ms(None) == _keep_alive_ms("soon") == 5 * 24 * 3600 * 1000
+    # Dashboards' msearch headers carry JSON booleans and numbers; the engine reads "true", not "True".
+    assert _header_params({"index": "a", "ignore_unavailable": True, "preference": 17, "routing": ["x", "y"]}) == \
+        {"ignore_unavailable": "true", "preference": "17", "routing": "x,y"}
+
+
+def test_uri_search_text_comes_from_the_q_param(tmp_path):
+    policies, _ = _load(tmp_path, "policies:\n  - {name: t, indices: [a]}\n")
+    resolve, _ = _resolver({})
+    assert policies.decide("search", "a", {}, {}, {"q": "title:solar AND -wind"}, resolve).query_text == "solar"
+    assert policies.decide("search", "a", {}, {}, {"q": "solar", "sort": "date:desc"}, resolve).reason == "sorted"
