@@ -39,10 +39,13 @@ class Services:
             timeout_s=settings.opensearch_timeout_s,
         )
         self.gateway = OpenSearchGateway(self.connection)
+        # The service account: the sidecar's own bookkeeping only (README "Identity").
         self.client = make_client(self.connection)
         # OpenSearch or Elasticsearch: set by RESCORE_ENGINE or detected (and re-detected after an outage).
         self.engine = EngineRef(settings.engine, self.gateway)
-        self.template_inspector = TemplateInspector(self.client)
+        # Calls made for the caller being served carry the caller's credentials, never the sidecar's.
+        self.caller_client = make_client(self.connection, as_caller=True)
+        self.template_inspector = TemplateInspector(self.caller_client)
         self.breaker = CircuitBreaker(failures=settings.circuit_failures, cooldown_s=settings.circuit_cooldown_s)
         self.rerank_defaults = RerankDefaults(
             window_size=settings.rerank_window_size,
@@ -71,7 +74,8 @@ class Services:
         self.policies = (load_policies(settings.policies_file, self.rerank_defaults)
                          if settings.policies_file else PolicySet())
         self.index_resolver = IndexResolver(self.client)
-        self.feedback = FeedbackStore(self.client, settings.feedback_index)
+        # Events are written as the sidecar (its own index); reports read them as the caller.
+        self.feedback = FeedbackStore(self.client, settings.feedback_index, reader=self.caller_client)
         self._lock = threading.Lock()
         self._embedder = None
         self._reranker = None
@@ -154,7 +158,7 @@ class Services:
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app: the only place where services are wired together."""
-    from sidecar.api import (admin, auth, elastic_compat, feedback, openapi, proxy, request_body, rerank_compat,
+    from sidecar.api import (admin, allowlist, auth, elastic_compat, feedback, openapi, proxy, request_body, rerank_compat,
                              rescore, response_format, search, ui)
     from sidecar.api.errors import register_error_handlers
 
@@ -176,6 +180,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     observability_http.install(app)
     request_body.install(app)
     auth.install(app)
+    allowlist.install(app, blueprints=frozenset({search.bp.name, proxy.bp.name}))
     elastic_compat.install(app)
     app.register_blueprint(admin.bp)
     app.register_blueprint(rescore.bp)

@@ -19,6 +19,12 @@ ENV_PREFIX = "RESCORE_"
 _SECRET_MARKERS = ("password", "api_key", "secret", "token_secret", "credential")
 
 
+# Groups of engine REST APIs that RESCORE_PROXY_ALLOW opens (sidecar/api/allowlist.py classifies
+# requests; README "Identity and the pass-through allowlist" lists what is in each).
+PROXY_GROUPS = ("search", "read", "document", "index_admin", "cluster_admin", "plugins", "snapshot",
+                "scripts", "wildcard_delete")
+DEFAULT_PROXY_ALLOW = "search,read,document"
+
 # PassageOptions field -> the variable that sets it.
 _PASSAGE_VARS = {"enabled": f"{ENV_PREFIX}PASSAGES", "max_tokens": f"{ENV_PREFIX}PASSAGE_MAX_TOKENS",
                  "overlap": f"{ENV_PREFIX}PASSAGE_OVERLAP", "aggregate": f"{ENV_PREFIX}PASSAGE_AGGREGATE",
@@ -58,12 +64,20 @@ class Settings:
     # gunicorn worker processes and threads per worker (the model is loaded once per worker).
     workers: int = 1
     threads: int = 8
-    # Bearer keys (comma-separated) for the sidecar's own endpoints: /v1/*, /v2/rerank, /rerank, /score
-    # (empty = open). /health and /ready stay open for probes.
+    # Keys (comma-separated) for the sidecar's own endpoints: /v1/*, /v2/rerank, /rerank, /score
+    # (empty = open), sent as "Authorization: Bearer <key>" or "X-Rescore-Api-Key: <key>".
+    # /health, /ready and /metrics stay open for probes.
     api_keys: str = ""
-    # Bearer keys (comma-separated) for the proxied and search endpoints (everything sent on to
-    # OpenSearch; empty = open). When set, the client's Authorization header is not forwarded.
+    # Keys (comma-separated) for the proxied and search endpoints (everything sent on to the engine;
+    # empty = open). The endpoints that read or write the engine (/v1/compare*, /v1/feedback*) take a
+    # key of either set whenever any key is set. A key is never forwarded; the caller's own
+    # Authorization goes on to the engine unless it carries a sidecar key (then send the engine
+    # credentials in Authorization and the key in X-Rescore-Api-Key).
     proxy_api_keys: str = ""
+    # Engine APIs the pass-through forwards: comma list of PROXY_GROUPS, or "all" (everything, e.g.
+    # for Kibana/Dashboards servers and the REST test suite). Other requests answer 403 naming the
+    # group. The default opens search, document reads and writes, and metadata reads.
+    proxy_allow: str = DEFAULT_PROXY_ALLOW
     # Circuit breaker of the search flow: open after this many consecutive reranker failures
     # (errors or deadlines with nothing scored; 0 = never) and skip the reranker for cooldown seconds.
     circuit_failures: int = 5
@@ -156,6 +170,10 @@ class Settings:
             raw = [k.strip() for k in getattr(self, name).split(",")]
             if getattr(self, name).strip() and not all(raw):
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} has an empty key (check the commas)")
+        unknown = [g for g in self.proxy_allow_groups if g not in PROXY_GROUPS]
+        if unknown or not self.proxy_allow_groups:
+            raise SettingsError(f"{ENV_PREFIX}PROXY_ALLOW must be 'all' or a comma list of {', '.join(PROXY_GROUPS)}; "
+                                f"got {self.proxy_allow!r}")
         if self.circuit_failures < 0 or self.circuit_cooldown_s <= 0:
             raise SettingsError(f"{ENV_PREFIX}CIRCUIT_FAILURES must be >= 0 and {ENV_PREFIX}CIRCUIT_COOLDOWN_S > 0")
         if self.opensearch_timeout_s <= 0:
@@ -230,6 +248,12 @@ class Settings:
     def proxy_api_key_set(self) -> tuple[str, ...]:
         """Return RESCORE_PROXY_API_KEYS as a tuple (empty = proxied endpoints are open)."""
         return _split_keys(self.proxy_api_keys)
+
+    @property
+    def proxy_allow_groups(self) -> frozenset[str]:
+        """Return the API groups RESCORE_PROXY_ALLOW opens ("all" = every group)."""
+        names = {g.strip() for g in self.proxy_allow.split(",") if g.strip()}
+        return frozenset(PROXY_GROUPS) if "all" in names else frozenset(names)
 
     def __repr__(self) -> str:
         return f"Settings({self.redacted()!r})"

@@ -70,7 +70,7 @@ class EngineRef:
         with self._lock:
             failures = self._gateway.failures
             if self._engine is None or failures != self._seen_failures:
-                upstream = self._gateway.forward("GET", "/", b"", [], b"")
+                upstream = self._gateway.forward("GET", "/", b"", [], b"", service_account=True)
                 engine = detect(upstream.status, upstream.headers, upstream.body)
                 if self._engine is not None and engine is not self._engine:
                     log.warning("engine_changed from=%s to=%s", self._engine.name, engine.name)

@@ -1,6 +1,13 @@
-"""Talking to the engine (OpenSearch or Elasticsearch): a structured client and a raw pass-through gateway."""
+"""Talking to the engine (OpenSearch or Elasticsearch): a structured client and a raw pass-through gateway.
+
+Two identities reach the engine (README "Identity"): a caller's request goes out with the caller's
+own auth headers only (the pass-through forwards them as received; the caller client adds the
+ones bound to the request being served), and the sidecar's service account (RESCORE_OPENSEARCH_USER)
+serves only its own bookkeeping: readiness, the feedback index, the installer and ingest commands.
+"""
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 from dataclasses import dataclass
@@ -19,6 +26,25 @@ _HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
     "transfer-encoding", "upgrade", "host", "content-length",
 })
+
+
+# The caller's auth headers of the request being served (None outside a request: anonymous).
+_CALLER_AUTH: contextvars.ContextVar[tuple[tuple[str, str], ...] | None] = contextvars.ContextVar(
+    "rescore_caller_auth", default=None)
+
+
+def bind_caller_auth(headers: tuple[tuple[str, str], ...]) -> contextvars.Token:
+    """Make headers the auth headers the caller client sends in this context; return the reset token."""
+    return _CALLER_AUTH.set(headers)
+
+
+def reset_caller_auth(token: contextvars.Token) -> None:
+    _CALLER_AUTH.reset(token)
+
+
+def caller_auth_headers() -> dict[str, str]:
+    """Return the auth headers bound to the request being served ({} = anonymous)."""
+    return dict(_CALLER_AUTH.get() or ())
 
 
 class OpenSearchUnavailable(RuntimeError):
@@ -87,18 +113,33 @@ class CorrelatedTransport(Transport):
                                        headers=headers)
 
 
-def make_client(info: ConnectionInfo) -> OpenSearch:
-    """Build an opensearch-py client for structured calls (installer, ingest, search flow)."""
+class CallerTransport(CorrelatedTransport):
+    """Transport of the caller client: every call carries the bound caller's auth headers, nothing else."""
+
+    def perform_request(self, method, url, params=None, body=None, timeout=None, ignore=(), headers=None):
+        caller = caller_auth_headers()
+        kept = {k: v for k, v in (headers or {}).items() if k.lower() not in {c.lower() for c in caller}}
+        return super().perform_request(method, url, params=params, body=body, timeout=timeout, ignore=ignore,
+                                       headers={**kept, **caller} or None)
+
+
+def make_client(info: ConnectionInfo, *, as_caller: bool = False) -> OpenSearch:
+    """Build an opensearch-py client for structured calls.
+
+    as_caller=False: the service account (installer, ingest, readiness, feedback writes).
+    as_caller=True: no credentials of its own; each call sends the auth headers bound with
+    bind_caller_auth() for the request being served (the search flow, templates, compare).
+    """
     tls = info.url.startswith("https")
     extra = {"ca_certs": info.ca_certs} if tls and info.ca_certs else {}
     return OpenSearch(
         hosts=[info.url],
-        http_auth=info.auth,
+        http_auth=None if as_caller else info.auth,
         verify_certs=info.verify_certs if tls else False,
         ssl_show_warn=False,
         timeout=info.timeout_s,
         http_compress=False,
-        transport_class=CorrelatedTransport,
+        transport_class=CallerTransport if as_caller else CorrelatedTransport,
         # gthread workers and msearch entries call concurrently; a pool of 1 (urllib3's default)
         # would drop and reopen connections ("Connection pool is full") under load.
         pool_maxsize=32,
@@ -125,13 +166,15 @@ class OpenSearchGateway:
         return f"{self._base}/{path.lstrip('/')}"
 
     def forward(self, method: str, path: str, query_string: bytes, headers: list[tuple[str, str]],
-                body: bytes) -> RawResponse:
+                body: bytes, *, service_account: bool = False) -> RawResponse:
         """Send one request to OpenSearch and return its response without decoding the body.
 
         `path` is sent as given (the caller passes the raw, still percent-encoded path). Nothing
         is added that changes the engine's answer: no X-Opaque-Id (OpenSearch deduplicates
         deprecation warnings per opaque id); the request id goes to the log line instead. The read
         timeout covers whatever the request asks the engine to wait (sidecar.engine.wait).
+        The request carries exactly the given headers' credentials; only service_account=True (the
+        sidecar's own calls, never a caller's request) adds RESCORE_OPENSEARCH_USER/PASSWORD.
         """
         url = self.url_for(path)
         if query_string:
@@ -142,10 +185,7 @@ class OpenSearchGateway:
         parent = tracing.traceparent()
         if parent and not any(k.lower() == "traceparent" for k in out_headers):
             out_headers["traceparent"] = parent
-        if self._info.user and not any(k.lower() == "authorization" for k in out_headers):
-            auth = self._info.auth
-        else:
-            auth = None
+        auth = self._info.auth if service_account else None
         read_timeout = read_timeout_s(self._info.timeout_s, method, path, query_string)
         prepared = self._session.prepare_request(
             requests.Request(method, url, data=body or None, headers=out_headers, auth=auth))
@@ -172,7 +212,7 @@ class OpenSearchGateway:
         """Return whether the cluster answers its health endpoint (both engines have it; an
         Elasticsearch build without the rest-root module answers `GET /` with 405)."""
         try:
-            return self.forward("GET", "/_cluster/health", b"", [], b"").status == 200
+            return self.forward("GET", "/_cluster/health", b"", [], b"", service_account=True).status == 200
         except OpenSearchUnavailable:
             return False
 

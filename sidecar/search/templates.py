@@ -122,7 +122,8 @@ class TemplateInspector:
     """Decide cheaply whether a search-template request may render a rerank block.
 
     Rendering costs an extra round trip, so the proxy renders only when the params mention
-    rerank or the template source does (stored sources are cached for `ttl_s` seconds).
+    rerank or the template source does (stored sources are cached for `ttl_s` seconds). The
+    client is the caller client: a lookup the engine refuses the caller means "render to know".
     """
 
     def __init__(self, client: OpenSearch, ttl_s: float = 30.0) -> None:
@@ -148,7 +149,11 @@ class TemplateInspector:
         try:
             script = self._client.get_script(id=template_id)
             mentions = "rerank" in json.dumps(script.get("script", {}).get("source", ""))
-        except Exception:  # unknown id or OpenSearch down: pass through and let OpenSearch answer
+        except Exception as exc:  # unknown id or OpenSearch down: pass through and let OpenSearch answer
+            if getattr(exc, "status_code", None) in (401, 403):
+                # The client reads as the caller, who may search with a template without being allowed
+                # to read scripts: render it (as the caller too), and let the rendered body decide.
+                return True
             mentions = False
         self._sources[template_id] = (now, mentions)
         return mentions
