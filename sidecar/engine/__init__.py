@@ -41,6 +41,8 @@ def detect(status: int, headers: list[tuple[str, str]] | dict, body: bytes) -> E
     # security plugin names its realm "OpenSearch Security").
     if status == 401 and any(k.lower() == "www-authenticate" and 'realm="security"' in v for k, v in items):
         return ENGINES["elasticsearch"]
+    if status == 401 and any(k.lower() == "www-authenticate" and "opensearch security" in v.lower() for k, v in items):
+        return ENGINES["opensearch"]
     try:
         parsed = json.loads(body or b"{}")
     except ValueError:
@@ -55,7 +57,12 @@ def detect(status: int, headers: list[tuple[str, str]] | dict, body: bytes) -> E
 
 
 class EngineRef:
-    """The engine behind one gateway: fixed by the setting, or detected and re-detected after outages."""
+    """The engine behind one gateway: fixed by the setting, or detected.
+
+    Detection is the sidecar's own bookkeeping (service account): once at start-up, again by
+    `/ready` after the engine was unreachable (it may have come back as another engine), and on
+    first use only when start-up could not reach it. A caller's request never triggers it otherwise.
+    """
 
     def __init__(self, setting: str, gateway) -> None:
         self._fixed = None if setting == "auto" else engine_named(setting)
@@ -65,6 +72,14 @@ class EngineRef:
         self._lock = threading.Lock()
 
     def get(self) -> Engine:
+        if self._fixed is not None:
+            return self._fixed
+        if self._engine is None:
+            self.refresh()
+        return self._engine
+
+    def refresh(self) -> Engine:
+        """Detect the engine unless it is fixed or known with no connection failure since."""
         if self._fixed is not None:
             return self._fixed
         with self._lock:
