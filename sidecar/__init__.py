@@ -36,9 +36,13 @@ class Services:
             password=settings.opensearch_password,
             verify_certs=settings.opensearch_verify_certs,
             ca_certs=settings.opensearch_ca_certs,
+        retry_after_s=settings.opensearch_retry_after_s,
+        discover=settings.opensearch_discover,
             timeout_s=settings.opensearch_timeout_s,
         )
         self.gateway = OpenSearchGateway(self.connection)
+        if settings.opensearch_discover:
+            self.gateway.discover()
         # The service account: the sidecar's own bookkeeping only (README "Identity").
         self.client = make_client(self.connection)
         # OpenSearch or Elasticsearch: set by RESCORE_ENGINE or detected (and re-detected after an outage).

@@ -39,8 +39,13 @@ class SettingsError(ValueError):
 class Settings:
     """Everything the sidecar needs to start; built once and passed to create_app()."""
 
-    # Base URL of the OpenSearch cluster the proxy and the search flow talk to.
+    # Base URL of the OpenSearch cluster the proxy and the search flow talk to; several nodes
+    # comma-separated (requests are spread over them, reads retried on another node).
     opensearch_url: str = "http://127.0.0.1:9200"
+    # Learn the cluster's other HTTP nodes from GET /_nodes/http at start (and after a failure).
+    opensearch_discover: bool = False
+    # Seconds a node that failed is skipped before it is tried again.
+    opensearch_retry_after_s: float = 10.0
     # Basic-auth user and password towards OpenSearch (empty = none).
     opensearch_user: str = ""
     opensearch_password: str = ""
@@ -155,8 +160,13 @@ class Settings:
     reranker: RerankerOptions = field(default_factory=RerankerOptions)
 
     def __post_init__(self) -> None:
-        if not self.opensearch_url.startswith(("http://", "https://")):
-            raise SettingsError(f"{ENV_PREFIX}OPENSEARCH_URL must start with http:// or https://")
+        urls = [url.strip() for url in self.opensearch_url.split(",")]
+        if not all(url.startswith(("http://", "https://")) for url in urls):
+            raise SettingsError(f"{ENV_PREFIX}OPENSEARCH_URL must be http(s) URLs (comma-separated for several nodes)")
+        if len({url.split("://", 1)[0] for url in urls}) > 1:
+            raise SettingsError(f"{ENV_PREFIX}OPENSEARCH_URL nodes must all use http or all https")
+        if self.opensearch_retry_after_s < 0:
+            raise SettingsError(f"{ENV_PREFIX}OPENSEARCH_RETRY_AFTER_S must be >= 0")
         if self.engine not in ("auto", "opensearch", "elasticsearch"):
             raise SettingsError(f"{ENV_PREFIX}ENGINE must be auto, opensearch or elasticsearch, got {self.engine!r}")
         if not 0 < self.port < 65536:

@@ -49,6 +49,9 @@ def is_wildcard(expression: str) -> bool:
 def required_groups(method: str, segments: list[str]) -> tuple[str, ...]:
     """Return the API groups a request needs: method and decoded, non-empty path segments."""
     method = method.upper()
+    if any(segment in (".", "..") for segment in segments):
+        # Dot segments name another API than the one they appear under to anything that resolves them.
+        return ("cluster_admin",)
     if not segments:
         return ("read",) if method in READS else ("cluster_admin",)
     first = segments[0]

@@ -13,11 +13,14 @@ import time
 from dataclasses import dataclass
 
 import requests
+import urllib3
 from opensearchpy import OpenSearch, Transport
 
-from sidecar.observability import tracing
+from sidecar.engine.hosts import HostPool, is_idempotent_read
 from sidecar.engine.wait import read_timeout_s
+from sidecar.observability import tracing
 from sidecar.observability.logs import current_request_id
+from sidecar.engine.hosts import redact_url  # TEMP until memlog lands
 
 log = logging.getLogger(__name__)
 
@@ -64,12 +67,20 @@ class RawResponse:
 class ConnectionInfo:
     """Where and how to reach OpenSearch."""
 
-    url: str
+    url: str  # one base URL, or several nodes' URLs comma-separated
     user: str = ""
     password: str = ""
     verify_certs: bool = True
     ca_certs: str = ""
     timeout_s: float = 30.0
+    # Several nodes: seconds a failed node is skipped; whether to learn the others from /_nodes/http.
+    retry_after_s: float = 10.0
+    discover: bool = False
+
+    @property
+    def urls(self) -> list[str]:
+        """Return the nodes' base URLs."""
+        return [url.strip().rstrip("/") for url in self.url.split(",") if url.strip()]
 
     @property
     def verify(self) -> bool | str:
@@ -133,7 +144,14 @@ def make_client(info: ConnectionInfo, *, as_caller: bool = False) -> OpenSearch:
     tls = info.url.startswith("https")
     extra = {"ca_certs": info.ca_certs} if tls and info.ca_certs else {}
     return OpenSearch(
-        hosts=[info.url],
+        hosts=info.urls,
+        # Several nodes: opensearch-py round-robins, marks a failed node dead and retries the call on
+        # the next one (connection errors and these statuses); discovery adds the cluster's nodes.
+        max_retries=len(info.urls) if not info.discover else 3,
+        retry_on_status=(502, 503, 504),
+        dead_timeout=info.retry_after_s,
+        sniff_on_start=info.discover and not as_caller,  # sniffing is a service-account call
+        sniff_on_connection_fail=info.discover and not as_caller,
         http_auth=None if as_caller else info.auth,
         verify_certs=info.verify_certs if tls else False,
         ssl_show_warn=False,
@@ -151,19 +169,29 @@ class OpenSearchGateway:
     """Forward raw HTTP requests to the one configured OpenSearch, byte for byte."""
 
     def __init__(self, info: ConnectionInfo) -> None:
-        self._base = info.url.rstrip("/")
         self._info = info
         # Connection failures so far: the engine layer re-detects the engine after one (EngineRef).
         self.failures = 0
+        self._pool = HostPool(info.urls, retry_after_s=info.retry_after_s)
         self._session = requests.Session()
         self._session.trust_env = False  # never route through a proxy picked up from the environment
         adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=64, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
 
-    def url_for(self, path: str) -> str:
-        """Join a request path to the configured base URL (never to another host)."""
-        return f"{self._base}/{path.lstrip('/')}"
+    @property
+    def nodes(self) -> HostPool:
+        """The engine nodes this gateway spreads requests over."""
+        return self._pool
+
+    def discover(self) -> None:
+        """Learn the cluster's other HTTP nodes (RESCORE_OPENSEARCH_DISCOVER)."""
+        def fetch(base: str) -> dict:
+            resp = self._session.get(f"{base}/_nodes/http", auth=self._info.auth, verify=self._info.verify,
+                                     timeout=self._info.timeout_s)
+            resp.raise_for_status()
+            return resp.json()
+        self._pool.discover(fetch)
 
     def forward(self, method: str, path: str, query_string: bytes, headers: list[tuple[str, str]],
                 body: bytes, *, service_account: bool = False) -> RawResponse:
@@ -176,9 +204,7 @@ class OpenSearchGateway:
         The request carries exactly the given headers' credentials; only service_account=True (the
         sidecar's own calls, never a caller's request) adds RESCORE_OPENSEARCH_USER/PASSWORD.
         """
-        url = self.url_for(path)
-        if query_string:
-            url = f"{url}?{query_string.decode('latin-1')}"
+        target = f"/{path.lstrip('/')}" + (f"?{query_string.decode('latin-1')}" if query_string else "")
         out_headers = {k: v for k, v in headers if k.lower() not in _HOP_BY_HOP}
         # requests adds "Accept-Encoding: gzip" by default; only ask for what the client asked for.
         out_headers.setdefault("Accept-Encoding", "identity")
@@ -187,16 +213,36 @@ class OpenSearchGateway:
             out_headers["traceparent"] = parent
         auth = self._info.auth if service_account else None
         read_timeout = read_timeout_s(self._info.timeout_s, method, path, query_string)
-        prepared = self._session.prepare_request(
-            requests.Request(method, url, data=body or None, headers=out_headers, auth=auth))
-        prepared.url = url  # requests would re-quote the path; keep the caller's encoding byte for byte
+        retry_sent = is_idempotent_read(method, path)
         started = time.perf_counter()
-        try:
-            resp = self._session.send(prepared, stream=True, timeout=(self._info.timeout_s, read_timeout),
-                                      verify=self._info.verify, allow_redirects=False)
-        except requests.RequestException as exc:
+        failures: list[str] = []
+        for base in self._pool.order():
+            url = base + target
+            prepared = self._session.prepare_request(
+                requests.Request(method, url, data=body or None, headers=out_headers, auth=auth))
+            prepared.url = url  # requests would re-quote the path; keep the caller's encoding byte for byte
+            try:
+                resp = self._session.send(prepared, stream=True, timeout=(self._info.timeout_s, read_timeout),
+                                          verify=self._info.verify, allow_redirects=False)
+            except (requests.ConnectionError, requests.ConnectTimeout) as exc:
+                # The node is gone. Retry on another node when the request never reached it, or when
+                # it is a read that is safe to send twice; a write that may have landed is not resent.
+                self._pool.mark_dead(base, type(exc).__name__)
+                failures.append(f"{type(exc).__name__} at {redact_url(base)}")
+                never_sent = isinstance(exc, requests.ConnectTimeout) or _refused(exc)
+                if never_sent or retry_sent:
+                    continue
+                self.failures += 1
+                raise OpenSearchUnavailable(f"{failures[-1]} talking to OpenSearch") from exc
+            except requests.RequestException as exc:
+                self.failures += 1
+                raise OpenSearchUnavailable(
+                    f"{type(exc).__name__} talking to OpenSearch at {redact_url(base)}") from exc
+            self._pool.mark_alive(base)
+            break
+        else:
             self.failures += 1
-            raise OpenSearchUnavailable(f"{type(exc).__name__} talking to OpenSearch at {self._base}") from exc
+            raise OpenSearchUnavailable(f"no OpenSearch node answered: {'; '.join(failures)}")
         try:
             raw = resp.raw.read(decode_content=False)
         finally:
@@ -218,3 +264,16 @@ class OpenSearchGateway:
 
     def close(self) -> None:
         self._session.close()
+
+
+def _refused(exc: BaseException) -> bool:
+    """Return whether a connection error happened before anything was sent (refused, no route, DNS)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (ConnectionRefusedError, urllib3.exceptions.NewConnectionError,
+                            urllib3.exceptions.NameResolutionError)):
+            return True
+        exc = exc.__cause__ or exc.__context__ or (exc.args[0] if exc.args and isinstance(exc.args[0],
+                                                                                         BaseException) else None)
+    return False

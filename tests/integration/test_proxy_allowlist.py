@@ -43,6 +43,9 @@ def test_the_default_refuses_administration_and_forwards_search_read_and_documen
         error = response.json()
         assert error["error_type"] == "proxy_forbidden" and error["group"] == group, (path, error)
         assert error["field"] == "RESCORE_PROXY_ALLOW" and "RESCORE_PROXY_ALLOW" in error["error"]
+    dotted = requests.put(f"{sidecar_url}/_search/%2e%2e/_cluster/settings", timeout=30,
+                          json={"transient": {"cluster.routing.allocation.enable": "all"}})
+    assert dotted.status_code == 403 and dotted.json()["group"] == "cluster_admin", dotted.text
     assert requests.get(f"{opensearch_url}/{victim}/_doc/1", timeout=30).json()["found"] is True
     assert requests.head(f"{opensearch_url}/allow-created", timeout=30).status_code == 404
     allowed = [("GET", f"/{victim}/_search", None), ("GET", f"/{victim}/_doc/1", None),
