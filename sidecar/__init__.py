@@ -22,7 +22,8 @@ class Services:
         from sidecar.rerank import doc_text
         from sidecar.rerank.breaker import CircuitBreaker
         from sidecar.search.feedback_store import FeedbackStore
-        from sidecar.engine.client import ConnectionInfo, OpenSearchGateway, make_client
+        from sidecar.engine import EngineRef
+        from sidecar.engine.client import ConnectionInfo, OpenSearchGateway, OpenSearchUnavailable, make_client
         from sidecar.search.policies import IndexResolver, PolicySet, load_policies
         from sidecar.search.query_understanding import build_pipeline
         from sidecar.search.syntax import RerankDefaults
@@ -44,6 +45,12 @@ class Services:
             self.gateway.discover()
         # The service account: the sidecar's own bookkeeping only (README "Identity").
         self.client = make_client(self.connection)
+        # OpenSearch or Elasticsearch: set by RESCORE_ENGINE or detected (and re-detected after an outage).
+        self.engine = EngineRef(settings.engine, self.gateway)
+        try:
+            self.engine.refresh()
+        except OpenSearchUnavailable:
+            log.warning("engine not reachable at start-up; detected on first use")
         # Calls made for the caller being served carry the caller's credentials, never the sidecar's.
         self.caller_client = make_client(self.connection, as_caller=True)
         self.template_inspector = TemplateInspector(self.caller_client)

@@ -55,6 +55,9 @@ class Settings:
     opensearch_ca_certs: str = ""
     # Timeout of one call to OpenSearch, in seconds.
     opensearch_timeout_s: float = 30.0
+    # Which engine is behind RESCORE_OPENSEARCH_URL: auto (detected from `GET /`, re-checked after
+    # the engine was unreachable), opensearch or elasticsearch.
+    engine: str = "auto"
     # Elasticsearch clients in front of OpenSearch (README "Elasticsearch clients"): X-Elastic-Product on
     # every response, compatible-with media types mapped to plain JSON/NDJSON, and on GET / from an
     # Elastic client (x-elastic-client-meta) the client's own version, OpenSearch's kept in
@@ -167,6 +170,8 @@ class Settings:
             raise SettingsError(f"{ENV_PREFIX}OPENSEARCH_URL nodes must all use http or all https")
         if self.opensearch_retry_after_s < 0:
             raise SettingsError(f"{ENV_PREFIX}OPENSEARCH_RETRY_AFTER_S must be >= 0")
+        if self.engine not in ("auto", "opensearch", "elasticsearch"):
+            raise SettingsError(f"{ENV_PREFIX}ENGINE must be auto, opensearch or elasticsearch, got {self.engine!r}")
         if not 0 < self.port < 65536:
             raise SettingsError(f"{ENV_PREFIX}PORT must be in 1..65535, got {self.port}")
         for name in ("workers", "threads", "max_body_bytes"):

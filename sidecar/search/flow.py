@@ -19,7 +19,7 @@ from opensearchpy.client.utils import _make_path
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import TransportError
 
-from sidecar.api.errors import ValidationFailed
+from sidecar.api.errors import BadRequest, RerankFailed, ValidationFailed
 from sidecar.observability import tracing
 from sidecar.rerank.breaker import CircuitBreaker
 from sidecar.rerank import passages
@@ -32,6 +32,8 @@ from sidecar.search.syntax import RerankSpec, fit_texts, scrub_text
 log = logging.getLogger(__name__)
 
 _UNSUPPORTED_WITH_RERANK = ("search_after", "scroll", "pit")
+# Statuses of a rerank that did not happen (first-stage order was kept).
+FAILED_STATUSES = frozenset({"error", "overloaded", "circuit_open", "timeout"})
 # The highlight field that carries a long document's best passage (passages on).
 PASSAGE_HIGHLIGHT = "_rerank_passage"
 
@@ -75,6 +77,8 @@ def search_with_rerank(client: OpenSearch, reranker_factory: Callable[[], Any], 
     for key in _UNSUPPORTED_WITH_RERANK:
         if key in body or key in params:
             raise ValidationFailed(f"{key} cannot be combined with reranking; page with from/size", field=key)
+    if "sort" in body or "sort" in params:  # both engines refuse a sorted rescore the same way
+        raise BadRequest("Cannot use [sort] option in conjunction with [rescore].", field="sort")
     from_ = _int_param(params.pop("from", body.pop("from", 0)), "from")
     size = _int_param(params.pop("size", body.pop("size", 10)), "size")
     window = spec.window_size
@@ -94,6 +98,9 @@ def search_with_rerank(client: OpenSearch, reranker_factory: Callable[[], Any], 
         outcome = rerank_window(reranker_factory, spec, window_hits, breaker=breaker)
         tracing.set_attributes(current, status=outcome.status, **{k: v for k, v in outcome.info.items()
                                                                   if k.endswith("_ms")})
+    if spec.fail_on_error and outcome.status in FAILED_STATUSES:
+        raise RerankFailed(f"reranking failed ({outcome.status}) and allow_rerank_failures is false",
+                           rerank={"status": outcome.status, **outcome.info})
 
     for position in outcome.order:
         hit = window_hits[position]
@@ -126,6 +133,8 @@ def search_with_rerank(client: OpenSearch, reranker_factory: Callable[[], Any], 
         **request_ext(spec, outcome.info),
         "query_id": query_id or uuid.uuid4().hex,
     }
+    if spec.name is not None:
+        ext["rerank"]["name"] = spec.name
     if experiment is not None:
         ext["rerank"]["experiment"] = experiment
     log.info("rerank_search index=%s status=%s window=%d first_stage_ms=%.1f total_ms=%.1f",
