@@ -152,10 +152,10 @@ def test_own_rerank_wins_and_metrics_count_per_policy(policy_sidecar, indices):
     answer = requests.post(f"{policy_sidecar}/{INDEX}/_search", json=own, timeout=60)
     assert answer.status_code == 200 and "policy" not in answer.json()["ext"]["rerank"]
     assert answer.headers["X-Rescore-Status"] == "ok" and "X-Rescore-Policy" not in answer.headers
-    for body in ({"query": {"match": {"text": "cats"}}}, {"query": {"match": {"text": "cats"}}, "sort": ["_doc"]}):
+    for body in ({"query": {"match": {"title": "cats"}}}, {"query": {"match": {"title": "cats"}}, "sort": ["_doc"]}):
         assert requests.post(f"{policy_sidecar}/{INDEX}/_search", json=body, timeout=60).status_code == 200
     text = requests.get(f"{policy_sidecar}/metrics", timeout=30).text
-    assert 'rescore_policy_searches_total{outcome="ok",policy="discover"}' in text
+    assert 'rescore_policy_searches_total{outcome="ok",policy="discover"}' in text, [l for l in text.splitlines() if "policy" in l]
     assert 'rescore_policy_searches_total{outcome="skipped_sorted",policy="discover"}' in text
 
 
@@ -242,3 +242,12 @@ def test_kibana_requests_through_policy(case, es_url, es_sidecar, request):
         polled = requests.get(f"{es_sidecar}/_async_search/{mine.json()['id']}",
                               params={"keep_alive": "60000ms", "wait_for_completion_timeout": "1s"}, timeout=60)
         assert polled.status_code == 200 and _strip(polled.json()["response"]["hits"]) == _strip(e["hits"])
+
+
+def test_async_search_on_opensearch_answers_what_opensearch_answers(policy_sidecar, opensearch_url, indices) -> None:
+    """OpenSearch has no async search: a covered submit must not be answered by the sidecar as if it had."""
+    body = {"query": {"match": {"text": "solar power"}}, "size": 5}
+    direct = requests.post(f"{opensearch_url}/{INDEX}/_async_search", json=body, timeout=60)
+    through = requests.post(f"{policy_sidecar}/{INDEX}/_async_search", json=body, timeout=60)
+    assert direct.status_code >= 400  # the engine's own "no handler" answer
+    assert (through.status_code, through.json()) == (direct.status_code, direct.json())
