@@ -115,6 +115,7 @@ class Services:
 
                 try:
                     self._reranker = build_reranker(self.settings.reranker)
+                    self._reranker.watch(self.breaker.record_verdict)
                     self._reranker_error = None
                 except Exception as exc:  # surfaced through /ready and the response ext
                     self._reranker_error = f"{type(exc).__name__}: {exc}"
@@ -131,6 +132,7 @@ class Services:
                 from sidecar.rerank.service import build_reranker
 
                 service = build_reranker(options)
+                service.watch(self._breaker_locked(options).record_verdict)
                 self._variant_rerankers[options] = service
             return service
 
@@ -139,14 +141,17 @@ class Services:
         if options is None or options == self.settings.reranker:
             return self.breaker
         with self._variant_lock:
-            breaker = self._variant_breakers.get(options)
-            if breaker is None:
-                from sidecar.rerank.breaker import CircuitBreaker
+            return self._breaker_locked(options)
 
-                breaker = CircuitBreaker(failures=self.settings.circuit_failures,
-                                         cooldown_s=self.settings.circuit_cooldown_s)
-                self._variant_breakers[options] = breaker
-            return breaker
+    def _breaker_locked(self, options):
+        breaker = self._variant_breakers.get(options)
+        if breaker is None:
+            from sidecar.rerank.breaker import CircuitBreaker
+
+            breaker = CircuitBreaker(failures=self.settings.circuit_failures,
+                                     cooldown_s=self.settings.circuit_cooldown_s)
+            self._variant_breakers[options] = breaker
+        return breaker
 
     def reranker_health(self) -> dict[str, Any]:
         """Return the reranker's health without loading it."""

@@ -66,9 +66,11 @@ class Settings:
     # Address and port gunicorn binds.
     host: str = "127.0.0.1"
     port: int = 8080
-    # gunicorn worker processes and threads per worker (the model is loaded once per worker).
+    # gunicorn worker processes and I/O threads per worker (the model is loaded once per worker).
+    # Threads only carry requests; reranks are bounded separately (RESCORE_RERANK_SLOTS), so plain
+    # traffic always finds a free thread.
     workers: int = 1
-    threads: int = 8
+    threads: int = 64
     # Keys (comma-separated) for the sidecar's own endpoints: /v1/*, /v2/rerank, /rerank, /score
     # (empty = open), sent as "Authorization: Bearer <key>" or "X-Rescore-Api-Key: <key>".
     # /health, /ready and /metrics stay open for probes.
@@ -83,8 +85,9 @@ class Settings:
     # for Kibana/Dashboards servers and the REST test suite). Other requests answer 403 naming the
     # group. The default opens search, document reads and writes, and metadata reads.
     proxy_allow: str = DEFAULT_PROXY_ALLOW
-    # Circuit breaker of the search flow: open after this many consecutive reranker failures
-    # (errors or deadlines with nothing scored; 0 = never) and skip the reranker for cooldown seconds.
+    # Circuit breaker of the search flow: open after this many consecutive model faults (a batch
+    # that raised, a model that cannot load; never deadlines, overload or bad input; 0 = never) and
+    # skip the reranker for cooldown seconds.
     circuit_failures: int = 5
     circuit_cooldown_s: float = 30.0
     # Python log level.
@@ -221,6 +224,8 @@ class Settings:
             raise SettingsError(f"{ENV_PREFIX}DOC_TEMPLATES_DIR is not a directory: {self.doc_templates_dir}")
         if self.rerank_fusion not in ("replace", "linear", "rrf"):
             raise SettingsError(f"{ENV_PREFIX}RERANK_FUSION must be replace, linear or rrf")
+        if not 1 <= self.rerank_timeout_ms <= 300_000:
+            raise SettingsError(f"{ENV_PREFIX}RERANK_TIMEOUT_MS must be in 1..300000 (milliseconds)")
         if not 1 <= self.rerank_window_size <= self.max_window_size:
             raise SettingsError(f"{ENV_PREFIX}RERANK_WINDOW_SIZE must be in 1..{ENV_PREFIX}MAX_WINDOW_SIZE")
         if not self.field_list:

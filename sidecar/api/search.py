@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextvars
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
@@ -27,7 +27,11 @@ from sidecar.search.templates import fill_query_vector
 
 bp = Blueprint("search", __name__)
 _MARKER = b"rerank"
-_MSEARCH_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="msearch")
+# Entries of all _msearch requests run here; one request keeps at most MSEARCH_PER_REQUEST of them in
+# flight, so a big _msearch never takes every thread from the others (the rerank scheduler then
+# gives each request, not each entry, its turn at the model).
+_MSEARCH_POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="msearch")
+MSEARCH_PER_REQUEST = 4
 
 
 def _services():
@@ -363,8 +367,7 @@ def msearch(index: str | None, templated: bool):
                 return {"error": error, "status": status if isinstance(status, int) else 500}
 
     # Each entry runs in the request's context (request id for logs and X-Opaque-Id, trace).
-    futures = [_MSEARCH_POOL.submit(contextvars.copy_context().run, run, i) for i in range(len(entries))]
-    responses = [future.result() for future in futures]
+    responses = _run_bounded(run, len(entries), MSEARCH_PER_REQUEST)
     unauthenticated = next((r for r in responses if r.get("status") == 401), None)
     if unauthenticated is not None:
         # The engine authenticates a request once, before any entry runs: a 401 is the whole answer.
@@ -389,6 +392,22 @@ def _entry_index(header: dict, index: str | None) -> str | None:
     """Return the index expression of one msearch entry (its header's, else the URL's)."""
     target = header.get("index", index)
     return ",".join(target) if isinstance(target, list) else target
+
+
+def _run_bounded(run, count: int, limit: int) -> list:
+    """Return [run(0), ..., run(count - 1)] computed on the shared pool, at most `limit` at a time."""
+    results: list = [None] * count
+    pending: dict = {}
+    next_index = 0
+    while next_index < count or pending:
+        while next_index < count and len(pending) < limit:
+            future = _MSEARCH_POOL.submit(contextvars.copy_context().run, run, next_index)
+            pending[future] = next_index
+            next_index += 1
+        done, _ = wait(pending, return_when=FIRST_COMPLETED)
+        for future in done:
+            results[pending.pop(future)] = future.result()
+    return results
 
 
 def _parse_ndjson(raw: bytes) -> list[tuple[dict, Any]]:

@@ -27,7 +27,7 @@ from sidecar.rerank.doc_text import template_fields, template_for
 from sidecar.rerank.documents import apply_source_filter, hit_text, plan_source
 from sidecar.search import fusion, personalization
 from sidecar.engine.client import OpenSearchUnavailable
-from sidecar.search.syntax import RerankSpec, fit_texts
+from sidecar.search.syntax import RerankSpec, fit_texts, scrub_text
 
 log = logging.getLogger(__name__)
 
@@ -176,6 +176,8 @@ def rerank_window(reranker_factory: Callable[[], Any], spec: RerankSpec, window_
         return WindowOutcome(identity, {}, {}, set(), "skipped", {"reason": "no hits"})
     raw_texts = [hit_text(hit, spec.fields, template_for(hit, spec.doc_template, spec.index_templates))
                  for hit in window_hits]
+    if text_field == "hits.hits":  # the engine's documents: a lone surrogate is not the caller's fault
+        raw_texts = [scrub_text(text) for text in raw_texts]
     texts, truncated = fit_texts(raw_texts, text_field, spec.max_text_chars, spec.text_overflow)
     truncated += spec.query_truncated
     if breaker is not None and not breaker.allow():
@@ -185,6 +187,14 @@ def rerank_window(reranker_factory: Callable[[], Any], spec: RerankSpec, window_
                               "retry_in_s": round(retry, 3)})
     try:
         reranker = reranker_factory()
+    except Exception as exc:  # the model could not be loaded: a backend fault
+        if breaker is not None:
+            breaker.record_failure()
+        log.warning("rerank_failed status=error error=%s: %s", type(exc).__name__, exc)
+        return WindowOutcome(identity, {}, {}, set(), "error", {"error": f"{type(exc).__name__}: {exc}"})
+    # The breaker hears the model's own verdicts from the scheduler (Services wires it with
+    # RerankService.watch): queue waits, deadlines, overload and bad input never count.
+    try:
         if spec.model and spec.model not in (reranker.model, "default"):
             raise ValidationFailed(f"model {spec.model!r} is not served here (serving {reranker.model!r})",
                                    field="model")
@@ -193,21 +203,14 @@ def rerank_window(reranker_factory: Callable[[], Any], spec: RerankSpec, window_
         result = reranker.score(spec.query_text, split.texts if split else texts, instruction=spec.instruction,
                                 timeout_s=spec.timeout_ms / 1000)
     except ValidationFailed:
-        if breaker is not None:
-            breaker.release()
         raise
     except Exception as exc:  # the documented degradation path: first-stage order, status says why
         status = "overloaded" if type(exc).__name__ == "OverloadedError" else "error"
-        if breaker is not None and status == "overloaded":
-            breaker.release()  # a busy queue says nothing about the model's health
-        elif breaker is not None:
-            breaker.record_failure()
         log.warning("rerank_failed status=%s error=%s: %s", status, type(exc).__name__, exc)
         return WindowOutcome(identity, {}, {}, set(), status, {"error": f"{type(exc).__name__}: {exc}"})
-    if breaker is not None and result.status == "timeout":
-        breaker.record_failure()  # a deadline with nothing scored: a hung model must trip the circuit
-    elif breaker is not None:
-        breaker.record_success()
+    finally:
+        if breaker is not None:
+            breaker.release()  # frees a half-open probe that got no verdict (cache hits, overload, deadline)
 
     info = {"model": result.model, "cache_hits": result.cache_hits, "scored": result.scored,
             "rerank_ms": round(result.took_ms, 1), "queue_ms": round(result.queue_ms, 1),

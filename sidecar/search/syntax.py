@@ -29,6 +29,9 @@ FUSIONS = ("replace", "linear", "rrf")
 # templates, accepted in every syntax.
 _REQUEST_KEYS = ("user_context", "query_understanding", "passages", "doc_template")
 MAX_WINDOW = 1000
+# Accepted range of a rerank's time budget (ext.rerank.timeout_ms, RESCORE_RERANK_TIMEOUT_MS), counted
+# from the request's arrival. The upper end stays below every proxy and worker timeout in front.
+TIMEOUT_MS_RANGE = (1, 300_000)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -316,13 +319,34 @@ def _chunk_rescorer(raw: Any, passages: Any, where: str) -> dict:
 # --- shared validation ---------------------------------------------------------------------
 
 def fit_text(text: str, field: str, max_chars: int, overflow: str) -> tuple[str, bool]:
-    """Return (text cut to max_chars, whether it was cut); in "reject" mode a longer text is a 422."""
+    """Return (text cut to max_chars, whether it was cut); in "reject" mode a longer text is a 422.
+
+    A text that is not valid Unicode (a lone surrogate such as "\\ud800" from a JSON escape) is a 422.
+    """
+    if not is_unicode(text):
+        raise ValidationFailed(f"{field} contains a lone surrogate (not valid Unicode text)", field=field)
     if len(text) <= max_chars:
         return text, False
     if overflow == "reject":
         raise ValidationFailed(f"{field} has {len(text)} characters; the maximum is {max_chars} "
                                "(RESCORE_MAX_TEXT_CHARS)", field=field)
     return text[:max_chars], True
+
+
+def is_unicode(text: str) -> bool:
+    """Return whether text holds no lone surrogate (so it can be encoded as UTF-8 and tokenized)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def scrub_text(text: str) -> str:
+    """Return text with every lone surrogate replaced by U+FFFD."""
+    if is_unicode(text):
+        return text
+    return "".join("\ufffd" if "\ud800" <= char <= "\udfff" else char for char in text)
 
 
 def fit_texts(texts: list[str], field: str, max_chars: int, overflow: str) -> tuple[list[str], int]:
@@ -344,6 +368,9 @@ def build_spec(raw: dict, query_text: Any, defaults: RerankDefaults, where: str,
 def _spec(raw: dict, query_text: Any, body: dict, defaults: RerankDefaults, where: str, *, syntax: str) -> RerankSpec:
     if not isinstance(query_text, str) or not query_text.strip():
         raise ValidationFailed("query text must be a non-empty string", field=f"{where}.query_text")
+    if not is_unicode(query_text):
+        raise ValidationFailed("query text contains a lone surrogate (not valid Unicode text)",
+                               field=f"{where}.query_text")
     window = raw.get("window_size", defaults.window_size)
     if not isinstance(window, int) or isinstance(window, bool) or not 1 <= window <= defaults.max_window:
         raise ValidationFailed(f"window_size must be an integer in 1..{defaults.max_window}", field=f"{where}.window_size")
@@ -372,8 +399,10 @@ def _spec(raw: dict, query_text: Any, body: dict, defaults: RerankDefaults, wher
     if min_score is not None and not _finite_number(min_score):
         raise ValidationFailed("min_score must be a number", field=f"{where}.min_score")
     timeout_ms = raw.get("timeout_ms", defaults.timeout_ms)
-    if not isinstance(timeout_ms, int) or isinstance(timeout_ms, bool) or timeout_ms < 1:
-        raise ValidationFailed("timeout_ms must be a positive integer", field=f"{where}.timeout_ms")
+    low, high = TIMEOUT_MS_RANGE
+    if not isinstance(timeout_ms, int) or isinstance(timeout_ms, bool) or not low <= timeout_ms <= high:
+        raise ValidationFailed(f"timeout_ms must be an integer in {low}..{high} (milliseconds)",
+                               field=f"{where}.timeout_ms")
     model = raw.get("model")
     if model is not None and not isinstance(model, str):
         raise ValidationFailed("model must be a string", field=f"{where}.model")
