@@ -61,7 +61,8 @@ def test_head_keeps_the_engines_content_length(opensearch_url, sidecar_url, demo
 
 def test_pass_through_adds_no_opaque_id_and_keeps_the_raw_target():
     with RecordingServer() as upstream:
-        app = create_app(Settings.from_env({}, opensearch_url=upstream.url, preload_model=False))
+        # engine set: no detection call (GET /) before the two recorded here
+        app = create_app(Settings.from_env({}, opensearch_url=upstream.url, preload_model=False, engine="opensearch"))
         client = app.test_client()
         client.get("/%3Clogs-%7Bnow%2Fd%7D%3E/_search?q=a%2Bb&filter_path=took")
         client.get("/x/_doc/1", headers={"X-Opaque-Id": "mine"})
