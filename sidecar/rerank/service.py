@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 STATUS_OK = "ok"
 STATUS_PARTIAL = "partial"
 STATUS_TIMEOUT = "timeout"
+# At most this much of a rerank budget (and at most 5% of it) is kept for building the answer.
+ANSWER_RESERVE_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +76,8 @@ class RerankService:
         encoding, queueing and scoring together end by then; what is not scored stays None.
         """
         started = time.perf_counter()
-        deadline = None if timeout_s is None else deadline_for(timeout_s)
+        # Scoring stops a little before the budget ends: the answer still has to be built and sent.
+        deadline = None if timeout_s is None else deadline_for(timeout_s) - min(ANSWER_RESERVE_S, 0.05 * timeout_s)
         instruction = instruction or self._instruction
         keys = [cache_key(self.model, instruction, query, doc) for doc in documents]
         scores = self._cache.get_many(keys)
