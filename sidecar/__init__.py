@@ -38,7 +38,7 @@ class Services:
         )
         self.gateway = OpenSearchGateway(self.connection)
         self.client = make_client(self.connection)
-        self.template_inspector = TemplateInspector(self.client)
+        self.template_inspector = TemplateInspector(self.client, cache_bytes=settings.template_cache_bytes)
         self.breaker = CircuitBreaker(failures=settings.circuit_failures, cooldown_s=settings.circuit_cooldown_s)
         self.rerank_defaults = RerankDefaults(
             window_size=settings.rerank_window_size,

@@ -5,7 +5,7 @@ import logging
 
 from flask import Flask, jsonify
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, default_exceptions
 
 from sidecar.observability.metrics import metrics
 from sidecar.search.opensearch import OpenSearchUnavailable
@@ -81,12 +81,27 @@ class UpstreamUnavailable(SidecarError):
     error_type = "opensearch_unavailable"
 
 
+def error_label(error_type: str) -> str:
+    """Return error_type if the error tree (or werkzeug's HTTP errors) defines it, else "other" (metric label)."""
+    known = {_http_error_type(cls) for cls in default_exceptions.values()}
+    pending: list[type] = [SidecarError]
+    while pending:
+        cls = pending.pop()
+        known.add(cls.error_type)
+        pending.extend(cls.__subclasses__())
+    return error_type if error_type in known else "other"
+
+
+def _http_error_type(exc: HTTPException | type[HTTPException]) -> str:
+    return (exc.name or "http_error").lower().replace(" ", "_")
+
+
 def register_error_handlers(app: Flask) -> None:
     """Map every error to a JSON body {error, error_type[, field]} with its status."""
 
     @app.errorhandler(SidecarError)
     def _sidecar_error(exc: SidecarError):
-        metrics().observe_error(exc.error_type)
+        metrics().observe_error(error_label(exc.error_type))
         if exc.status >= 500:
             log.warning("request failed status=%d error_type=%s error=%s", exc.status, exc.error_type, exc.message)
         response = jsonify(exc.to_dict())
@@ -110,8 +125,8 @@ def register_error_handlers(app: Flask) -> None:
     def _http(exc: HTTPException):
         if exc.code == 413:
             return _sidecar_error(PayloadTooLarge("request body is larger than RESCORE_MAX_BODY_BYTES"))
-        error_type = exc.name.lower().replace(" ", "_")
-        metrics().observe_error(error_type)
+        error_type = _http_error_type(exc)
+        metrics().observe_error(error_label(error_type))
         response = jsonify({"error": exc.description, "error_type": error_type})
         response.status_code = exc.code or 500
         return response

@@ -52,6 +52,8 @@ class RerankerOptions:
     max_batch_size: int = 64
     # LRU score cache entries; 0 disables the cache.
     cache_size: int = 20000
+    # Bytes the score cache may hold per worker (keys are 16-byte digests, ~256 bytes an entry); 0 disables it.
+    cache_bytes: int = 64 * 1024 * 1024
     # Maximum pending pairs in the scheduler queue before requests are refused as overloaded.
     queue_size: int = 4096
     # Default task instruction of the Qwen3-Reranker prompt (requests may override it).
@@ -84,7 +86,7 @@ class RerankerOptions:
         _check_choice("remote_api", self.remote_api, REMOTE_APIS)
         for name in ("max_length", "max_batch_size"):
             _check_min(name, getattr(self, name), 1)
-        for name in ("token_budget", "cache_size", "num_threads"):
+        for name in ("token_budget", "cache_size", "cache_bytes", "num_threads"):
             _check_min(name, getattr(self, name), 0)
         _check_min("queue_size", self.queue_size, 1)
         if self.max_length < 64:

@@ -10,7 +10,7 @@ from typing import Any
 from sidecar.backends import create_backend
 from sidecar.backends.base import Backend
 from sidecar.observability.metrics import metrics
-from sidecar.rerank.cache import ScoreCache, cache_key
+from sidecar.rerank.cache import ScoreCache, ScoreStore, cache_keys
 from sidecar.rerank.options import RerankerOptions
 from sidecar.rerank.passages import Splitter, splitter_for
 from sidecar.rerank.prompt import PairEncoder, build_encoder
@@ -46,7 +46,7 @@ class RerankService:
     """Score documents against a query with one backend, a score cache and a scheduler."""
 
     def __init__(
-        self, *, backend: Backend, encoder: PairEncoder, scheduler: Scheduler, cache: ScoreCache, instruction: str,
+        self, *, backend: Backend, encoder: PairEncoder, scheduler: Scheduler, cache: ScoreStore, instruction: str,
         passage_tokenizer: str = "",
     ) -> None:
         self.backend = backend
@@ -68,7 +68,7 @@ class RerankService:
         """Return raw relevance scores of documents for query; cached pairs are not rescored."""
         started = time.perf_counter()
         instruction = instruction or self._instruction
-        keys = [cache_key(self.model, instruction, query, doc) for doc in documents]
+        keys = cache_keys(self.model, instruction, query, documents)
         scores = self._cache.get_many(keys)
         misses = [i for i, score in enumerate(scores) if score is None]
         hits = len(documents) - len(misses)
@@ -120,7 +120,7 @@ class RerankService:
         return {
             **self.backend.health(),
             "queue_load": self._scheduler.load,
-            "cache": {"size": stats.size, "capacity": stats.capacity, "hits": stats.hits, "misses": stats.misses},
+            "cache": stats.as_dict(),
         }
 
     def close(self) -> None:
@@ -147,7 +147,8 @@ def build_service(backend: Backend, options: RerankerOptions) -> RerankService:
         name=f"rerank-{backend.device}",
         on_batch=metrics().observe_batch,
     )
-    return RerankService(backend=backend, encoder=encoder, scheduler=scheduler, cache=ScoreCache(options.cache_size),
+    cache = ScoreCache(options.cache_size, options.cache_bytes)
+    return RerankService(backend=backend, encoder=encoder, scheduler=scheduler, cache=cache,
                          instruction=options.instruction, passage_tokenizer=options.passage_tokenizer)
 
 

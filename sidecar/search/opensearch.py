@@ -10,6 +10,7 @@ from opensearchpy import OpenSearch, Transport
 
 from sidecar.observability import tracing
 from sidecar.observability.logs import current_request_id
+from sidecar.observability.redact import redact_url
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ class OpenSearchGateway:
                 allow_redirects=False,
             )
         except requests.RequestException as exc:
-            raise OpenSearchUnavailable(f"{type(exc).__name__} talking to OpenSearch at {self._base}") from exc
+            raise OpenSearchUnavailable(f"{type(exc).__name__} talking to OpenSearch at {redact_url(self._base)}") from exc
         try:
             raw = resp.raw.read(decode_content=False)
         finally:

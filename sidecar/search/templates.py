@@ -9,6 +9,8 @@ from pathlib import Path
 
 from opensearchpy import OpenSearch
 
+from sidecar.rerank.cache import ByteLRU, hashed_key
+
 log = logging.getLogger(__name__)
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "es_templates"
@@ -89,13 +91,15 @@ class TemplateInspector:
     """Decide cheaply whether a search-template request may render a rerank block.
 
     Rendering costs an extra round trip, so the proxy renders only when the params mention
-    rerank or the template source does (stored sources are cached for `ttl_s` seconds).
+    rerank or the template source does. Whether a stored template mentions rerank is cached for
+    `ttl_s` seconds under a digest of its id, within cache_bytes (RESCORE_TEMPLATE_CACHE_BYTES):
+    ids come from requests and may be long or made up.
     """
 
-    def __init__(self, client: OpenSearch, ttl_s: float = 30.0) -> None:
+    def __init__(self, client: OpenSearch, ttl_s: float = 30.0, cache_bytes: int = 1024 * 1024) -> None:
         self._client = client
         self._ttl_s = ttl_s
-        self._sources: dict[str, tuple[float, bool]] = {}
+        self._sources: ByteLRU[tuple[float, bool]] = ByteLRU(cache_bytes)
 
     def may_rerank(self, template_request: dict) -> bool:
         params = template_request.get("params")
@@ -109,7 +113,8 @@ class TemplateInspector:
 
     def _stored_mentions_rerank(self, template_id: str) -> bool:
         now = time.monotonic()
-        cached = self._sources.get(template_id)
+        key = hashed_key(template_id)
+        cached = self._sources.get(key)
         if cached and now - cached[0] < self._ttl_s:
             return cached[1]
         try:
@@ -117,5 +122,5 @@ class TemplateInspector:
             mentions = "rerank" in json.dumps(script.get("script", {}).get("source", ""))
         except Exception:  # unknown id or OpenSearch down: pass through and let OpenSearch answer
             mentions = False
-        self._sources[template_id] = (now, mentions)
+        self._sources.put(key, (now, mentions))
         return mentions
