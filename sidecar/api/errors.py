@@ -6,6 +6,7 @@ import logging
 from flask import Flask, jsonify
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from werkzeug.exceptions import HTTPException, default_exceptions
+from werkzeug.http import HTTP_STATUS_CODES
 
 from sidecar.observability.metrics import metrics
 from sidecar.search.opensearch import OpenSearchUnavailable
@@ -83,7 +84,7 @@ class UpstreamUnavailable(SidecarError):
 
 def error_label(error_type: str) -> str:
     """Return error_type if the error tree (or werkzeug's HTTP errors) defines it, else "other" (metric label)."""
-    known = {_http_error_type(cls) for cls in default_exceptions.values()}
+    known = {_http_error_type(code) for code in default_exceptions}
     pending: list[type] = [SidecarError]
     while pending:
         cls = pending.pop()
@@ -92,8 +93,8 @@ def error_label(error_type: str) -> str:
     return error_type if error_type in known else "other"
 
 
-def _http_error_type(exc: HTTPException | type[HTTPException]) -> str:
-    return (exc.name or "http_error").lower().replace(" ", "_")
+def _http_error_type(code: int | None) -> str:
+    return HTTP_STATUS_CODES.get(code or 500, "Unknown Error").lower().replace(" ", "_")
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -125,7 +126,7 @@ def register_error_handlers(app: Flask) -> None:
     def _http(exc: HTTPException):
         if exc.code == 413:
             return _sidecar_error(PayloadTooLarge("request body is larger than RESCORE_MAX_BODY_BYTES"))
-        error_type = _http_error_type(exc)
+        error_type = _http_error_type(exc.code)
         metrics().observe_error(error_label(error_type))
         response = jsonify({"error": exc.description, "error_type": error_type})
         response.status_code = exc.code or 500
