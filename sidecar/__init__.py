@@ -154,8 +154,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     from sidecar.observability import tracing
     from sidecar.observability.logs import configure_logging
 
+    from sidecar import memtrim
+
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
+    memtrim.start(settings.malloc_trim_s)
     observability_metrics.configure(settings.metrics_dir, settings.eval_metrics_file)
     tracing.configure(settings.tracing)
     app = Flask(__name__)

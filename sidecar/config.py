@@ -127,6 +127,9 @@ class Settings:
     # Bytes of the per-worker cache of stored search-template lookups (keys are digests of the
     # template ids; README "Memory").
     template_cache_bytes: int = 1024 * 1024
+    # Seconds between malloc_trim(0) calls in each worker, which hand freed heap memory back to the
+    # OS (glibc keeps it otherwise; README "Memory"); 0 = never.
+    malloc_trim_s: float = 10.0
     # Load the reranker model at start-up (false: only when first used).
     preload_model: bool = True
     # Reranker engine options (RESCORE_BACKEND, RESCORE_MODEL, ...; see sidecar/rerank/options.py).
@@ -148,6 +151,8 @@ class Settings:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} has an empty key (check the commas)")
         if self.template_cache_bytes < 0:
             raise SettingsError(f"{ENV_PREFIX}TEMPLATE_CACHE_BYTES must be >= 0")
+        if self.malloc_trim_s < 0:
+            raise SettingsError(f"{ENV_PREFIX}MALLOC_TRIM_S must be >= 0")
         if self.circuit_failures < 0 or self.circuit_cooldown_s <= 0:
             raise SettingsError(f"{ENV_PREFIX}CIRCUIT_FAILURES must be >= 0 and {ENV_PREFIX}CIRCUIT_COOLDOWN_S > 0")
         if self.opensearch_timeout_s <= 0:

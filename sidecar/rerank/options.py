@@ -66,6 +66,9 @@ class RerankerOptions:
     remote_api: str = "vllm"
     # Timeout of one remote HTTP call in seconds.
     remote_timeout_s: float = 10.0
+    # ONNX Runtime's CPU memory arena (faster allocation, but worker RSS grows with every new batch
+    # shape; README "Memory"). Off by default.
+    cpu_mem_arena: bool = False
     # CPU threads for torch/onnxruntime; 0 = library default.
     num_threads: int = 0
     # Reuse the prompt+instruction+query KV cache across a query's documents (torch, quanto).
