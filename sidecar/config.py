@@ -45,6 +45,11 @@ class Settings:
     opensearch_ca_certs: str = ""
     # Timeout of one call to OpenSearch, in seconds.
     opensearch_timeout_s: float = 30.0
+    # Elasticsearch clients in front of OpenSearch (README "Elasticsearch clients"): X-Elastic-Product on
+    # every response, compatible-with media types mapped to plain JSON/NDJSON, and on GET / from an
+    # Elastic client (x-elastic-client-meta) the client's own version, OpenSearch's kept in
+    # version.distribution_version. Like OpenSearch's compatibility.override_main_response_version.
+    elastic_client_compat: bool = True
     # Address and port gunicorn binds.
     host: str = "127.0.0.1"
     port: int = 8080
@@ -106,6 +111,10 @@ class Settings:
     # A/B experiments (README "Experiments and feedback"): JSON file of experiments and variants,
     # validated at start-up (empty = no experiments).
     experiments_file: str = ""
+    # Rerank policies (README "Rerank policies"): YAML or JSON file of rules that rerank searches of
+    # clients that do not ask for it (Kibana, Dashboards, unchanged apps); validated at start-up
+    # (empty = none).
+    policies_file: str = ""
     # OpenSearch index that POST /v1/feedback writes click events to (created on first use with
     # es_templates/index/feedback.json).
     feedback_index: str = "rescore-feedback"
@@ -165,6 +174,8 @@ class Settings:
             raise SettingsError(f"{ENV_PREFIX}MAX_TEXT_CHARS must be >= 1")
         if self.experiments_file and not os.path.isfile(self.experiments_file):
             raise SettingsError(f"{ENV_PREFIX}EXPERIMENTS_FILE is not a file: {self.experiments_file}")
+        if self.policies_file and not os.path.isfile(self.policies_file):
+            raise SettingsError(f"{ENV_PREFIX}POLICIES_FILE is not a file: {self.policies_file}")
         if not _valid_index_name(self.feedback_index):
             raise SettingsError(f"{ENV_PREFIX}FEEDBACK_INDEX must be a valid OpenSearch index name (lowercase, "
                                 f"no spaces or \\/*?\"<>|,#:, not starting with _ - +), got {self.feedback_index!r}")
