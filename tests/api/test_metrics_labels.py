@@ -13,7 +13,7 @@ from sidecar.observability.metrics import HTTP_METHODS, OTHER
 from tests.conftest import free_port
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def keyed_client():
     settings = Settings.from_env({}, opensearch_url=f"http://admin:hunter2@127.0.0.1:{free_port()}",
                                  preload_model=False, opensearch_timeout_s=2, api_keys="own-key",
