@@ -15,6 +15,8 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
+from sidecar.observability.redact import redact_url
+
 log = logging.getLogger(__name__)
 
 # publish_address of /_nodes/http: "127.0.0.1:9201" or "hostname/127.0.0.1:9201".
