@@ -13,6 +13,7 @@ from typing import Any
 
 from sidecar.rerank.options import RerankerOptions
 from sidecar.rerank.passages import PassageOptionError, PassageOptions
+from sidecar.search.fusion import METHODS as FUSION_METHODS
 
 ENV_PREFIX = "RESCORE_"
 # Field names containing one of these are masked by Settings.redacted() (api_keys, proxy_api_keys, ...).
@@ -175,8 +176,8 @@ class Settings:
             raise SettingsError(f"{_PASSAGE_VARS[exc.key]}: {exc}") from None
         if self.doc_templates_dir and not os.path.isdir(self.doc_templates_dir):
             raise SettingsError(f"{ENV_PREFIX}DOC_TEMPLATES_DIR is not a directory: {self.doc_templates_dir}")
-        if self.rerank_fusion not in ("replace", "linear", "rrf"):
-            raise SettingsError(f"{ENV_PREFIX}RERANK_FUSION must be replace, linear or rrf")
+        if self.rerank_fusion not in FUSION_METHODS:
+            raise SettingsError(f"{ENV_PREFIX}RERANK_FUSION must be one of {', '.join(FUSION_METHODS)}")
         if not 1 <= self.rerank_window_size <= self.max_window_size:
             raise SettingsError(f"{ENV_PREFIX}RERANK_WINDOW_SIZE must be in 1..{ENV_PREFIX}MAX_WINDOW_SIZE")
         if not self.field_list:

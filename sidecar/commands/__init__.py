@@ -13,4 +13,5 @@ COMMANDS: dict[str, str] = {
     "bench": "bench",
     "install-ml-pipeline": "install_ml_pipeline",
     "loadtest": "loadtest",
+    "robustness": "robustness",
 }

@@ -6,7 +6,7 @@ The corpus is indexed (with embeddings) into --index first if that index is miss
 Modes: bm25, knn, hybrid, hybrid-rrf, and any of them with "+rerank" (e.g. bm25+rerank,
 hybrid+rerank:replace). Rerank modes go through the sidecar's real HTTP path: the stored
 template with {"rerank": true} sent to --sidecar (started here on a free port if not given).
-An optional ":fusion" suffix picks replace | linear | rrf instead of the sidecar's default, and
+An optional ":fusion" suffix picks replace | linear | zscore | rrf | calibrated instead of the sidecar's default, and
 ":passages" (max over passages) or ":passages-mean" (mean of the --passage-top-k best) scores
 long documents by passages (e.g. bm25+rerank:passages, hybrid+rerank:linear:passages-mean).
 """
@@ -25,6 +25,7 @@ from sidecar.commands.common import (
     positive_int,
     setup_logging,
 )
+from sidecar.search.fusion import METHODS as FUSION_METHODS
 from sidecar.search.templates import MODES
 
 DEPTH = 100
@@ -47,7 +48,7 @@ def parse_mode(mode: str) -> tuple[str, bool, str | None]:
     if not rerank:
         return base, False, None
     kind, *options = rerank.split(":")
-    fusions = [o for o in options if o in ("replace", "linear", "rrf")]
+    fusions = [o for o in options if o in FUSION_METHODS]
     aggregates = [o for o in options if o in PASSAGE_MODES]
     if kind != "rerank" or len(fusions) > 1 or len(aggregates) > 1 or len(fusions) + len(aggregates) != len(options):
         raise ValueError(mode)

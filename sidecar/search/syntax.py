@@ -18,10 +18,11 @@ from typing import Any
 from sidecar.api.errors import ValidationFailed
 from sidecar.rerank.doc_text import DocTemplate, DocTemplateSet, TemplateError
 from sidecar.rerank.passages import PassageOptionError, PassageOptions
+from sidecar.search import fusion
 from sidecar.search.personalization import UserContext, parse_user_context
 from sidecar.search.query_understanding import QueryInfo, QueryPipeline
 
-FUSIONS = ("replace", "linear", "rrf")
+FUSIONS = fusion.METHODS
 # Per-request keys of personalization, query understanding, long documents and document
 # templates, accepted in every syntax.
 _REQUEST_KEYS = ("user_context", "query_understanding", "passages", "doc_template")

@@ -1,0 +1,242 @@
+"""Robustness suite: every first stage and rerank fusion on every collection, defaults by leave-one-out.
+
+Per collection (BEIR layout): index it once (BM25 + the bundled embedder's vectors), fetch each first
+stage's top --depth with scores (bm25, knn, and every hybrid search pipeline variant; cached as JSON
+runs), score the union of every stage's top --window with the bundled reranker once (cached), then
+compute every rerank fusion offline with sidecar.search.fusion (the code the sidecar runs).
+Prints per collection NDCG@10, MRR@10, Recall@100, helped/hurt and a paired t-test against the best
+first stage, then the leave-one-collection-out choice of the hybrid pipeline and the rerank fusion.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from statistics import mean
+
+from sidecar.commands.common import UsageError, add_connection_args, client_from_args, non_negative_int, \
+    positive_int, setup_logging
+
+HELP = "every first stage and rerank fusion on every collection; fusion defaults by leave-one-out"
+EPILOG = """examples:
+  rescore robustness --datasets ../shared/datasets/cacm,../shared/datasets/cranfield,../shared/datasets/scifact \\
+      --cache ~/.cache/rescore-robustness --out robustness.json
+  rescore robustness --datasets DIR --cache DIR --max-queries 20   (a quick look)
+
+Cached per collection under --cache/<name>/: runs/<stage>.json and scores.json; a rerun only does
+what is missing (delete a file to redo it). Table to stdout, progress to stderr."""
+
+FIRST_STAGES = ("bm25", "knn")
+DEFAULT_HYBRID = "hybrid"  # the shipped pipeline (es_templates/pipelines/rescore-hybrid-minmax.json)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_connection_args(parser)
+    parser.add_argument("--datasets", required=True,
+                        help="comma-separated BEIR-layout directories (corpus.jsonl, queries.jsonl, qrels/test.tsv)")
+    parser.add_argument("--cache", type=Path, required=True, help="directory for runs and model scores")
+    parser.add_argument("--window", type=positive_int, default=50, help="rerank window (default 50)")
+    parser.add_argument("--depth", type=positive_int, default=100, help="first-stage depth (default 100)")
+    parser.add_argument("--max-queries", type=non_negative_int, default=0,
+                        help="only the first N judged queries of each collection")
+    parser.add_argument("--rerank-hybrids", type=lambda t: [s.strip() for s in t.split(",") if s.strip()],
+                        default=[], help="hybrid variants whose windows are scored and reranked too "
+                                         "(comma-separated, e.g. hybrid-zscore-5; default none: model time)")
+    parser.add_argument("--out", type=Path, help="write every table and the leave-one-out choices as JSON")
+
+
+def first_stage_runs(client, index: str, queries: dict[str, str], embedder, depth: int, cache: Path) -> dict:
+    """Fetch (or load) every first stage's scored lists; hybrid variants through their own pipelines."""
+    from tqdm import tqdm
+
+    from sidecar.experiments.robustness import HYBRID_VARIANTS, load_json, save_json
+    from sidecar.search import first_stage
+
+    for name, body in HYBRID_VARIANTS.items():
+        client.transport.perform_request("PUT", f"/_search/pipeline/rescore-robustness-{name}", body=body)
+    vectors_path = cache / "query_vectors.json"
+    vectors = load_json(vectors_path) or {}
+    if any(q not in vectors for q in queries):
+        vectors.update({q: list(map(float, embedder.embed_query(t))) for q, t in queries.items() if q not in vectors})
+        save_json(vectors_path, vectors)
+    runs = {}
+    stages = [*FIRST_STAGES, DEFAULT_HYBRID, *HYBRID_VARIANTS]
+    for stage in stages:
+        path = cache / "runs" / f"{stage}.json"
+        run = load_json(path) or {}
+        missing = [q for q in queries if q not in run]
+        for qid in tqdm(missing, desc=f"{index} {stage}", disable=None, file=sys.stderr):
+            mode = stage if stage in first_stage.VECTOR_MODES or stage == "bm25" else "hybrid"
+            vector = vectors[qid] if mode in first_stage.VECTOR_MODES else None
+            body, params = first_stage.template_request(mode, queries[qid], size=depth, query_vector=vector, k=depth)
+            if stage in HYBRID_VARIANTS:
+                params = {"search_pipeline": f"rescore-robustness-{stage}"}
+            hits = client.search_template(index=index, body=body, params=params)["hits"]["hits"]
+            run[qid] = [[hit["_id"], float(hit["_score"])] for hit in hits]
+        if missing:
+            save_json(path, run)
+        runs[stage] = {q: [(d, s) for d, s in run[q]] for q in queries}
+    return runs
+
+
+def model_scorer(settings):
+    """Return score(query text, [doc source]) -> [model score], the way the sidecar scores hits."""
+    from sidecar import Services
+    from sidecar.rerank.doc_text import template_for
+    from sidecar.rerank.documents import hit_text
+    from sidecar.search.syntax import build_spec
+
+    services = Services(settings)
+    defaults = services.rerank_defaults
+    reranker = services.reranker
+
+    def score(query: str, sources: list[dict]) -> list[float]:
+        spec = build_spec({}, query, defaults, "robustness")
+        texts = [hit_text({"_source": s}, spec.fields, template_for({"_source": s}, spec.doc_template,
+                                                                     spec.index_templates)) for s in sources]
+        result = reranker.score(spec.query_text, texts, instruction=spec.instruction)
+        if any(s is None for s in result.scores):
+            raise RuntimeError(f"reranker status {result.status}: not every document scored")
+        return [float(s) for s in result.scores]
+
+    return score, reranker.model
+
+
+def load_corpus(path: Path) -> dict[str, dict]:
+    docs = {}
+    with path.open() as fh:
+        for line in fh:
+            if line.strip():
+                record = json.loads(line)
+                docs[str(record["_id"])] = {k: v for k, v in record.items() if k != "_id"}
+    return docs
+
+
+def collection_results(dataset, runs: dict, scores: dict, window: int, depth: int) -> dict:
+    """Every first stage and every (base stage, fusion) on one collection, against its best first stage."""
+    from sidecar.experiments.evaluation import evaluate_run
+    from sidecar.experiments.robustness import fusion_grid, ids, rerank_run, score_rows
+
+    first = {stage: ids(run, depth) for stage, run in runs.items()}
+    ndcg = {stage: evaluate_run(dataset, run)["NDCG@10"] for stage, run in first.items()}
+    shipped = [*FIRST_STAGES, DEFAULT_HYBRID]
+    best = max(shipped, key=lambda s: ndcg[s])
+    reranked = {}
+    covered = [s for s in runs if all(d in scores.get(q, {}) for q, hits in runs[s].items() for d, _ in hits[:window])]
+    for stage in covered:
+        for config in fusion_grid():
+            reranked[f"{stage}+rerank:{config.name}"] = rerank_run(runs[stage], scores, config, window, depth)
+    rows = score_rows(dataset, {**first, **reranked}, best)
+    return {"best_first_stage": best, "bm25": ndcg["bm25"],
+            "rows": {r.mode: {**r.metrics, "helped": r.helped, "hurt": r.hurt, "p": r.p_value, "delta": r.delta}
+                     for r in rows}}
+
+
+def choose(results: dict) -> dict:
+    """Leave-one-collection-out: the hybrid pipeline and the hybrid+rerank fusion, chosen on the others."""
+    from sidecar.experiments.robustness import HYBRID_VARIANTS, fusion_grid, leave_one_out
+
+    names = list(results)
+    hybrids = [DEFAULT_HYBRID, *HYBRID_VARIANTS]
+    by_hybrid = {c: {h: results[c]["rows"][h]["delta"] for h in hybrids} for c in names}
+    modes = [f"{h}+rerank:{f.name}" for h in hybrids for f in fusion_grid()
+             if all(f"{h}+rerank:{f.name}" in results[c]["rows"] for c in names)]
+    by_mode = {c: {m: results[c]["rows"][m]["delta"] for m in modes} for c in names}
+    return {"hybrid": leave_one_out(by_hybrid, hybrids), "rerank": leave_one_out(by_mode, modes),
+            "hybrid_all": max(hybrids, key=lambda h: mean(by_hybrid[c][h] for c in names)),
+            "rerank_all": max(modes, key=lambda m: mean(by_mode[c][m] for c in names))}
+
+
+def format_rows(name: str, result: dict, modes: list[str]) -> str:
+    lines = [f"{name}: best first stage {result['best_first_stage']} (tests against it); "
+             f"BM25 NDCG@10 {result['bm25']:.4f}",
+             f"{'mode':<44} {'NDCG@10':>8} {'MRR@10':>8} {'R@100':>8} {'vs BM25':>8} {'helped':>6} "
+             f"{'hurt':>5} {'p':>7}"]
+    for mode in modes:
+        row = result["rows"][mode]
+        gain = row["NDCG@10"] / result["bm25"] - 1 if result["bm25"] else 0.0
+        lines.append(f"{mode:<44} {row['NDCG@10']:>8.4f} {row['MRR@10']:>8.4f} {row['Recall@100']:>8.4f} "
+                     f"{gain:>+8.1%} {row['helped']:>6} {row['hurt']:>5} {row['p']:>7.3f}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from sidecar.commands.evaluate import ensure_index
+    from sidecar.embed import OnnxEmbedder
+    from sidecar.experiments.evaluation import load_dataset
+    from sidecar.experiments.robustness import candidates, score_candidates
+
+    setup_logging()
+    roots = [Path(p.strip()) for p in args.datasets.split(",") if p.strip()]
+    for root in roots:
+        for name in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv"):
+            if not (root / name).is_file():
+                raise UsageError(f"--datasets {root}: {name} not found (BEIR layout expected)")
+    if len({r.name for r in roots}) != len(roots):
+        raise UsageError("--datasets: two collections share a directory name (the cache is keyed by it)")
+    from sidecar.experiments.robustness import HYBRID_VARIANTS
+
+    unknown = [h for h in args.rerank_hybrids if h not in HYBRID_VARIANTS]
+    if unknown:
+        raise UsageError(f"--rerank-hybrids: unknown {', '.join(unknown)}; available: {', '.join(HYBRID_VARIANTS)}")
+    client, settings = client_from_args(args)
+    embedder = OnnxEmbedder(settings.embed_model_dir or None, query_prefix=settings.embed_query_prefix)
+    scorer, model = None, None
+    results = {}
+    for root in roots:
+        dataset = load_dataset(root)
+        cache = args.cache / dataset.name
+        index = f"beir-{dataset.name.lower()}"
+        ensure_index(client, index, dataset, embedder, reindex=False)
+        queries = dataset.judged_queries()
+        if args.max_queries:
+            queries = dict(list(queries.items())[: args.max_queries])
+        runs = first_stage_runs(client, index, queries, embedder, args.depth, cache)
+        # The model scores the windows of bm25, knn and the shipped hybrid (plus --rerank-hybrids).
+        scored_stages = [*FIRST_STAGES, DEFAULT_HYBRID, *args.rerank_hybrids]
+        todo = candidates({s: runs[s] for s in scored_stages}, args.window)
+        corpus = None
+        if scorer is None:
+            scorer, model = model_scorer(settings)
+
+        def score_query(qid: str, doc_ids: list[str]) -> list[float]:
+            nonlocal corpus
+            corpus = corpus or load_corpus(dataset.corpus_path)
+            return scorer(queries[qid], [corpus[d] for d in doc_ids])
+
+        with tqdm(total=len(todo), desc=f"{dataset.name} model scores", unit="q", disable=None,
+                  file=sys.stderr) as bar:
+            scores = score_candidates(todo, score_query, cache / f"scores-{model.replace('/', '_')}.json",
+                                      progress=bar)
+        results[dataset.name] = collection_results(dataset, runs, scores, args.window, args.depth)
+        results[dataset.name]["queries"] = len(queries)
+    from sidecar.search.syntax import RerankDefaults
+
+    from sidecar.experiments.robustness import FusionConfig
+
+    default = FusionConfig(settings.rerank_fusion, settings.weight_pair, RerankDefaults.rank_constant)
+    shown = ["bm25", "knn", DEFAULT_HYBRID, f"bm25+rerank:{default.name}", f"knn+rerank:{default.name}",
+             f"{DEFAULT_HYBRID}+rerank:{default.name}", f"{DEFAULT_HYBRID}+rerank:replace"]
+    choices = choose(results) if len(results) > 1 else {}
+    for name, result in results.items():
+        extra = []
+        if choices:
+            extra = [m for m in (choices["hybrid"][name][0], choices["rerank"][name][0]) if m not in shown]
+        print(format_rows(f"{name} ({result['queries']} queries, window {args.window}, model {model})",
+                          result, [m for m in shown if m in result["rows"]] + extra))
+        print()
+    if choices:
+        print("leave-one-collection-out (chosen on the others, by mean NDCG@10 gain over their best first stage):")
+        for name in results:
+            hybrid, gain_h = choices["hybrid"][name]
+            mode, gain_r = choices["rerank"][name]
+            row = results[name]["rows"][mode]
+            print(f"  held out {name}: hybrid {hybrid} ({gain_h:+.4f}); rerank {mode} NDCG@10 {row['NDCG@10']:.4f} "
+                  f"({gain_r:+.4f} vs {results[name]['best_first_stage']}, p {row['p']:.3f})")
+        print(f"  chosen on all: hybrid {choices['hybrid_all']}; rerank {choices['rerank_all']}")
+    if args.out:
+        args.out.write_text(json.dumps({"results": results, "choices": choices, "model": model}, indent=1) + "\n")
+    return 0
