@@ -175,7 +175,7 @@ def ensure_index(client, index: str, dataset, embedder, reindex: bool) -> None:
         if have >= expected * 0.99:
             install(client)  # templates/pipelines may be newer than the index
             return
-    install(client, index, recreate=True, dimension=embedder.dimension)
+    install(client, index, recreate=True, dimension=embedder.dimension if embedder else None)
     with dataset.corpus_path.open() as fh, tqdm(total=expected, unit="doc", desc=f"index {index}",
                                                 disable=None, file=sys.stderr) as bar:
         report = ingest(client, index, fh, embedder=embedder, batch_size=64, progress=bar)

@@ -15,8 +15,14 @@ import sys
 from pathlib import Path
 from statistics import mean
 
-from sidecar.commands.common import UsageError, add_connection_args, client_from_args, non_negative_int, \
-    positive_int, setup_logging
+from sidecar.commands.common import (
+    UsageError,
+    add_connection_args,
+    client_from_args,
+    non_negative_int,
+    positive_int,
+    setup_logging,
+)
 
 HELP = "every first stage and rerank fusion on every collection; fusion defaults by leave-one-out"
 EPILOG = """examples:
@@ -34,19 +40,24 @@ DEFAULT_HYBRID = "hybrid"  # the shipped pipeline (es_templates/pipelines/rescor
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_connection_args(parser)
     parser.add_argument("--datasets", required=True,
-                        help="comma-separated BEIR-layout directories (corpus.jsonl, queries.jsonl, qrels/test.tsv)")
+                        help="comma-separated BEIR-layout directories (corpus.jsonl, queries.jsonl, qrels/test.tsv); "
+                             "DIR:text runs that one text-only (see --stages)")
     parser.add_argument("--cache", type=Path, required=True, help="directory for runs and model scores")
     parser.add_argument("--window", type=positive_int, default=50, help="rerank window (default 50)")
     parser.add_argument("--depth", type=positive_int, default=100, help="first-stage depth (default 100)")
     parser.add_argument("--max-queries", type=non_negative_int, default=0,
                         help="only the first N judged queries of each collection")
+    parser.add_argument("--stages", default="all",
+                        help="first stages: all (bm25, knn, hybrid and its variants) or text (bm25 only: the "
+                             "collection is indexed without vectors, in beir-<name>-text, which takes seconds)")
     parser.add_argument("--rerank-hybrids", type=lambda t: [s.strip() for s in t.split(",") if s.strip()],
                         default=[], help="hybrid variants whose windows are scored and reranked too "
                                          "(comma-separated, e.g. hybrid-zscore-5; default none: model time)")
     parser.add_argument("--out", type=Path, help="write every table and the leave-one-out choices as JSON")
 
 
-def first_stage_runs(client, index: str, queries: dict[str, str], embedder, depth: int, cache: Path) -> dict:
+def first_stage_runs(client, index: str, queries: dict[str, str], embedder, depth: int, cache: Path,
+                     stages: list[str]) -> dict:
     """Fetch (or load) every first stage's scored lists; hybrid variants through their own pipelines."""
     from tqdm import tqdm
 
@@ -54,14 +65,14 @@ def first_stage_runs(client, index: str, queries: dict[str, str], embedder, dept
     from sidecar.search import first_stage
 
     for name, body in HYBRID_VARIANTS.items():
-        client.transport.perform_request("PUT", f"/_search/pipeline/rescore-robustness-{name}", body=body)
+        if name in stages:
+            client.transport.perform_request("PUT", f"/_search/pipeline/rescore-robustness-{name}", body=body)
     vectors_path = cache / "query_vectors.json"
     vectors = load_json(vectors_path) or {}
-    if any(q not in vectors for q in queries):
+    if stages != ["bm25"] and any(q not in vectors for q in queries):
         vectors.update({q: list(map(float, embedder.embed_query(t))) for q, t in queries.items() if q not in vectors})
         save_json(vectors_path, vectors)
     runs = {}
-    stages = [*FIRST_STAGES, DEFAULT_HYBRID, *HYBRID_VARIANTS]
     for stage in stages:
         path = cache / "runs" / f"{stage}.json"
         run = load_json(path) or {}
@@ -100,7 +111,8 @@ def model_scorer(settings):
             raise RuntimeError(f"reranker status {result.status}: not every document scored")
         return [float(s) for s in result.scores]
 
-    return score, reranker.model
+    print(f"robustness_model loaded {reranker.model} (scores pairs not in the cache)", file=sys.stderr)
+    return score
 
 
 def load_corpus(path: Path) -> dict[str, dict]:
@@ -120,7 +132,7 @@ def collection_results(dataset, runs: dict, scores: dict, window: int, depth: in
 
     first = {stage: ids(run, depth) for stage, run in runs.items()}
     ndcg = {stage: evaluate_run(dataset, run)["NDCG@10"] for stage, run in first.items()}
-    shipped = [*FIRST_STAGES, DEFAULT_HYBRID]
+    shipped = [s for s in (*FIRST_STAGES, DEFAULT_HYBRID) if s in runs]
     best = max(shipped, key=lambda s: ndcg[s])
     reranked = {}
     covered = [s for s in runs if all(d in scores.get(q, {}) for q, hits in runs[s].items() for d, _ in hits[:window])]
@@ -138,14 +150,24 @@ def choose(results: dict) -> dict:
     from sidecar.experiments.robustness import HYBRID_VARIANTS, fusion_grid, leave_one_out
 
     names = list(results)
-    hybrids = [DEFAULT_HYBRID, *HYBRID_VARIANTS]
+    hybrids = [h for h in (DEFAULT_HYBRID, *HYBRID_VARIANTS) if all(h in results[c]["rows"] for c in names)]
     by_hybrid = {c: {h: results[c]["rows"][h]["delta"] for h in hybrids} for c in names}
-    modes = [f"{h}+rerank:{f.name}" for h in hybrids for f in fusion_grid()
-             if all(f"{h}+rerank:{f.name}" in results[c]["rows"] for c in names)]
-    by_mode = {c: {m: results[c]["rows"][m]["delta"] for m in modes} for c in names}
-    return {"hybrid": leave_one_out(by_hybrid, hybrids), "rerank": leave_one_out(by_mode, modes),
-            "hybrid_all": max(hybrids, key=lambda h: mean(by_hybrid[c][h] for c in names)),
-            "rerank_all": max(modes, key=lambda m: mean(by_mode[c][m] for c in names))}
+    # The fusion is judged on each collection's default path: the shipped hybrid, or bm25 where the
+    # collection was run text-only (--stages text).
+    fusions = [f.name for f in fusion_grid()]
+    by_fusion = {c: {f: results[c]["rows"][f"{default_base(results[c])}+rerank:{f}"]["delta"] for f in fusions}
+                 for c in names}
+    rerank = {c: (f"{default_base(results[c])}+rerank:{f}", gain)
+              for c, (f, gain) in leave_one_out(by_fusion, fusions).items()}
+    return {"hybrid": leave_one_out(by_hybrid, hybrids) if hybrids else {},
+            "rerank": rerank,
+            "hybrid_all": max(hybrids, key=lambda h: mean(by_hybrid[c][h] for c in names)) if hybrids else None,
+            "rerank_all": max(fusions, key=lambda f: mean(by_fusion[c][f] for c in names))}
+
+
+def default_base(result: dict) -> str:
+    """The first stage of a collection's default path: the shipped hybrid, else bm25 (text-only runs)."""
+    return DEFAULT_HYBRID if f"{DEFAULT_HYBRID}+rerank:replace" in result["rows"] else "bm25"
 
 
 def format_rows(name: str, result: dict, modes: list[str]) -> str:
@@ -170,7 +192,12 @@ def run(args: argparse.Namespace) -> int:
     from sidecar.experiments.robustness import candidates, score_candidates
 
     setup_logging()
-    roots = [Path(p.strip()) for p in args.datasets.split(",") if p.strip()]
+    entries = [p.strip() for p in args.datasets.split(",") if p.strip()]
+    # DIR:text runs that collection text-only whatever --stages says.
+    text_only = {Path(e[:-5]) for e in entries if e.endswith(":text")}
+    roots = [Path(e[:-5]) if e.endswith(":text") else Path(e) for e in entries]
+    if args.stages not in ("all", "text"):
+        raise UsageError(f"--stages must be all or text, got {args.stages!r}")
     for root in roots:
         for name in ("corpus.jsonl", "queries.jsonl", "qrels/test.tsv"):
             if not (root / name).is_file():
@@ -184,38 +211,43 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--rerank-hybrids: unknown {', '.join(unknown)}; available: {', '.join(HYBRID_VARIANTS)}")
     client, settings = client_from_args(args)
     embedder = OnnxEmbedder(settings.embed_model_dir or None, query_prefix=settings.embed_query_prefix)
-    scorer, model = None, None
+    scorer = None
+    # Model scores are cached per configured model (RESCORE_BACKEND/RESCORE_MODEL): the model is
+    # loaded only when some pair is not cached yet.
+    model = f"{settings.reranker.backend}-{settings.reranker.model or 'bundled'}".replace("/", "_")
     results = {}
     for root in roots:
         dataset = load_dataset(root)
         cache = args.cache / dataset.name
-        index = f"beir-{dataset.name.lower()}"
-        ensure_index(client, index, dataset, embedder, reindex=False)
+        if args.stages == "text" or root in text_only:
+            stages, index = ["bm25"], f"beir-{dataset.name.lower()}-text"
+            ensure_index(client, index, dataset, None, reindex=False)
+        else:
+            stages, index = [*FIRST_STAGES, DEFAULT_HYBRID, *HYBRID_VARIANTS], f"beir-{dataset.name.lower()}"
+            ensure_index(client, index, dataset, embedder, reindex=False)
         queries = dataset.judged_queries()
         if args.max_queries:
             queries = dict(list(queries.items())[: args.max_queries])
-        runs = first_stage_runs(client, index, queries, embedder, args.depth, cache)
+        runs = first_stage_runs(client, index, queries, embedder, args.depth, cache, stages)
         # The model scores the windows of bm25, knn and the shipped hybrid (plus --rerank-hybrids).
-        scored_stages = [*FIRST_STAGES, DEFAULT_HYBRID, *args.rerank_hybrids]
+        scored_stages = [s for s in (*FIRST_STAGES, DEFAULT_HYBRID, *args.rerank_hybrids) if s in stages]
         todo = candidates({s: runs[s] for s in scored_stages}, args.window)
         corpus = None
-        if scorer is None:
-            scorer, model = model_scorer(settings)
 
         def score_query(qid: str, doc_ids: list[str]) -> list[float]:
-            nonlocal corpus
+            nonlocal corpus, scorer
             corpus = corpus or load_corpus(dataset.corpus_path)
+            scorer = scorer or model_scorer(settings)
             return scorer(queries[qid], [corpus[d] for d in doc_ids])
 
         with tqdm(total=len(todo), desc=f"{dataset.name} model scores", unit="q", disable=None,
                   file=sys.stderr) as bar:
-            scores = score_candidates(todo, score_query, cache / f"scores-{model.replace('/', '_')}.json",
+            scores = score_candidates(todo, score_query, cache / f"scores-{model}.json",
                                       progress=bar)
         results[dataset.name] = collection_results(dataset, runs, scores, args.window, args.depth)
         results[dataset.name]["queries"] = len(queries)
-    from sidecar.search.syntax import RerankDefaults
-
     from sidecar.experiments.robustness import FusionConfig
+    from sidecar.search.syntax import RerankDefaults
 
     default = FusionConfig(settings.rerank_fusion, settings.weight_pair, RerankDefaults.rank_constant)
     shown = ["bm25", "knn", DEFAULT_HYBRID, f"bm25+rerank:{default.name}", f"knn+rerank:{default.name}",
@@ -224,14 +256,15 @@ def run(args: argparse.Namespace) -> int:
     for name, result in results.items():
         extra = []
         if choices:
-            extra = [m for m in (choices["hybrid"][name][0], choices["rerank"][name][0]) if m not in shown]
+            picked = [choices["hybrid"][name][0]] if choices["hybrid"] else []
+            extra = [m for m in (*picked, choices["rerank"][name][0]) if m not in shown]
         print(format_rows(f"{name} ({result['queries']} queries, window {args.window}, model {model})",
                           result, [m for m in shown if m in result["rows"]] + extra))
         print()
     if choices:
         print("leave-one-collection-out (chosen on the others, by mean NDCG@10 gain over their best first stage):")
         for name in results:
-            hybrid, gain_h = choices["hybrid"][name]
+            hybrid, gain_h = choices["hybrid"].get(name, ("-", 0.0))
             mode, gain_r = choices["rerank"][name]
             row = results[name]["rows"][mode]
             print(f"  held out {name}: hybrid {hybrid} ({gain_h:+.4f}); rerank {mode} NDCG@10 {row['NDCG@10']:.4f} "

@@ -175,20 +175,21 @@ def score_candidates(todo: dict[str, list[str]], score_query: Callable[[str, lis
                      cache_path: Path, *, save_every: int = 10, progress=None) -> dict[str, dict[str, float]]:
     """Score each query's candidates once (resumable: what cache_path holds is not rescored)."""
     scores: dict[str, dict[str, float]] = load_json(cache_path) or {}
-    pending = 0
+    pending, changed = 0, False
     for qid, docs in todo.items():
         have = scores.setdefault(qid, {})
         missing = [d for d in docs if d not in have]
         if missing:
             for doc, value in zip(missing, score_query(qid, missing), strict=True):
                 have[doc] = value
-            pending += 1
+            pending, changed = pending + 1, True
             if pending >= save_every:
                 save_json(cache_path, scores)
                 pending = 0
         if progress is not None:
             progress.update(1)
-    save_json(cache_path, scores)
+    if changed:  # a read-only rerun never rewrites the cache another run may be filling
+        save_json(cache_path, scores)
     return scores
 
 
