@@ -34,7 +34,9 @@ Cached per collection under --cache/<name>/: runs/<stage>.json and scores.json; 
 what is missing (delete a file to redo it). Table to stdout, progress to stderr."""
 
 FIRST_STAGES = ("bm25", "knn")
-DEFAULT_HYBRID = "hybrid"  # the shipped pipeline (es_templates/pipelines/rescore-hybrid-minmax.json)
+DEFAULT_HYBRID = "hybrid"
+# Fusions that score a hit without looking at the rest of the window (candidates for the default).
+WINDOW_INDEPENDENT = ("replace", "calibrated")  # the shipped pipeline (es_templates/pipelines/rescore-hybrid-minmax.json)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rerank-hybrids", type=lambda t: [s.strip() for s in t.split(",") if s.strip()],
                         default=[], help="hybrid variants whose windows are scored and reranked too "
                                          "(comma-separated, e.g. hybrid-zscore-5; default none: model time)")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="score nothing: evaluate only the queries whose windows are already in the cache "
+                             "(a look at a run that is still scoring)")
     parser.add_argument("--out", type=Path, help="write every table and the leave-one-out choices as JSON")
 
 
@@ -154,15 +159,24 @@ def choose(results: dict) -> dict:
     by_hybrid = {c: {h: results[c]["rows"][h]["delta"] for h in hybrids} for c in names}
     # The fusion is judged on each collection's default path: the shipped hybrid, or bm25 where the
     # collection was run text-only (--stages text).
-    fusions = [f.name for f in fusion_grid()]
-    by_fusion = {c: {f: results[c]["rows"][f"{default_base(results[c])}+rerank:{f}"]["delta"] for f in fusions}
+    # Default candidates: fusions whose score of a hit does not depend on the other hits of the window
+    # (issue 12: a per-window normalization ties a rejected hit with a relevant one in a window of two).
+    # The unrestricted choice is reported next to it.
+    grid = fusion_grid()
+    fusions = [f.name for f in grid if f.method in WINDOW_INDEPENDENT]
+    everything = [f.name for f in grid]
+    by_fusion = {c: {f: results[c]["rows"][f"{default_base(results[c])}+rerank:{f}"]["delta"] for f in everything}
                  for c in names}
-    rerank = {c: (f"{default_base(results[c])}+rerank:{f}", gain)
-              for c, (f, gain) in leave_one_out(by_fusion, fusions).items()}
+
+    def held_out(candidates: list[str]) -> dict:
+        return {c: (f"{default_base(results[c])}+rerank:{f}", gain)
+                for c, (f, gain) in leave_one_out(by_fusion, candidates).items()}
+
     return {"hybrid": leave_one_out(by_hybrid, hybrids) if hybrids else {},
-            "rerank": rerank,
+            "rerank": held_out(fusions), "rerank_unrestricted": held_out(everything),
             "hybrid_all": max(hybrids, key=lambda h: mean(by_hybrid[c][h] for c in names)) if hybrids else None,
-            "rerank_all": max(fusions, key=lambda f: mean(by_fusion[c][f] for c in names))}
+            "rerank_all": max(fusions, key=lambda f: mean(by_fusion[c][f] for c in names)),
+            "rerank_all_unrestricted": max(everything, key=lambda f: mean(by_fusion[c][f] for c in names))}
 
 
 def default_base(result: dict) -> str:
@@ -189,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
     from sidecar.commands.evaluate import ensure_index
     from sidecar.embed import OnnxEmbedder
     from sidecar.experiments.evaluation import load_dataset
-    from sidecar.experiments.robustness import candidates, score_candidates
+    from sidecar.experiments.robustness import candidates, load_json, score_candidates
 
     setup_logging()
     entries = [p.strip() for p in args.datasets.split(",") if p.strip()]
@@ -232,6 +246,13 @@ def run(args: argparse.Namespace) -> int:
         # The model scores the windows of bm25, knn and the shipped hybrid (plus --rerank-hybrids).
         scored_stages = [s for s in (*FIRST_STAGES, DEFAULT_HYBRID, *args.rerank_hybrids) if s in stages]
         todo = candidates({s: runs[s] for s in scored_stages}, args.window)
+        if args.cached_only:
+            have = load_json(cache / f"scores-{model}.json") or {}
+            queries = {q: t for q, t in queries.items() if all(d in have.get(q, {}) for d in todo[q])}
+            runs = {s: {q: run[q] for q in queries} for s, run in runs.items()}
+            todo = {q: todo[q] for q in queries}
+            if not queries:
+                raise UsageError(f"--cached-only: no query of {dataset.name} is fully scored yet")
         corpus = None
 
         def score_query(qid: str, doc_ids: list[str]) -> list[float]:
@@ -247,11 +268,14 @@ def run(args: argparse.Namespace) -> int:
         results[dataset.name] = collection_results(dataset, runs, scores, args.window, args.depth)
         results[dataset.name]["queries"] = len(queries)
     from sidecar.experiments.robustness import FusionConfig
-    from sidecar.search.syntax import RerankDefaults
 
-    default = FusionConfig(settings.rerank_fusion, settings.weight_pair, RerankDefaults.rank_constant)
-    shown = ["bm25", "knn", DEFAULT_HYBRID, f"bm25+rerank:{default.name}", f"knn+rerank:{default.name}",
-             f"{DEFAULT_HYBRID}+rerank:{default.name}", f"{DEFAULT_HYBRID}+rerank:replace"]
+    default = FusionConfig(settings.rerank_fusion, settings.weight_pair, settings.rerank_rank_constant,
+                           settings.rerank_temperature)
+    previous = "linear(0.5/0.5)"  # the default before the robustness suite chose one
+    shown = list(dict.fromkeys([
+        "bm25", "knn", DEFAULT_HYBRID, f"bm25+rerank:{default.name}", f"knn+rerank:{default.name}",
+        f"{DEFAULT_HYBRID}+rerank:{default.name}", f"bm25+rerank:{previous}", f"{DEFAULT_HYBRID}+rerank:{previous}",
+        "bm25+rerank:replace", f"{DEFAULT_HYBRID}+rerank:replace"]))
     choices = choose(results) if len(results) > 1 else {}
     for name, result in results.items():
         extra = []
@@ -269,7 +293,12 @@ def run(args: argparse.Namespace) -> int:
             row = results[name]["rows"][mode]
             print(f"  held out {name}: hybrid {hybrid} ({gain_h:+.4f}); rerank {mode} NDCG@10 {row['NDCG@10']:.4f} "
                   f"({gain_r:+.4f} vs {results[name]['best_first_stage']}, p {row['p']:.3f})")
-        print(f"  chosen on all: hybrid {choices['hybrid_all']}; rerank {choices['rerank_all']}")
+        print(f"  chosen on all: hybrid {choices['hybrid_all']}; rerank {choices['rerank_all']} "
+              f"(among {', '.join(WINDOW_INDEPENDENT)}; unrestricted: {choices['rerank_all_unrestricted']})")
+        for name in results:
+            mode, gain = choices["rerank_unrestricted"][name]
+            print(f"  unrestricted, held out {name}: {mode} NDCG@10 {results[name]['rows'][mode]['NDCG@10']:.4f} "
+                  f"({gain:+.4f})")
     if args.out:
         args.out.write_text(json.dumps({"results": results, "choices": choices, "model": model}, indent=1) + "\n")
     return 0

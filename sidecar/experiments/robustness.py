@@ -57,12 +57,14 @@ class FusionConfig:
     method: str
     weights: tuple[float, float] = (0.5, 0.5)
     rank_constant: int = 60
+    temperature: float = 1.0
 
     @property
     def name(self) -> str:
         if self.method == "replace":
             return "replace"
         extra = f",k={self.rank_constant}" if self.method in ("rrf", "calibrated") else ""
+        extra += f",T={self.temperature:g}" if self.method == "calibrated" else ""
         return f"{self.method}({self.weights[0]:g}/{self.weights[1]:g}{extra})"
 
 
@@ -73,7 +75,7 @@ def fusion_grid() -> list[FusionConfig]:
         pair = (round(1 - w, 1), w)
         grid += [FusionConfig("linear", pair), FusionConfig("zscore", pair)]
         grid += [FusionConfig("rrf", pair, k) for k in (10, 60)]
-        grid += [FusionConfig("calibrated", pair, k) for k in (5, 20, 60)]
+        grid += [FusionConfig("calibrated", pair, k, t) for k in (20, 60) for t in (1.0, 2.0, 4.0)]
     return grid
 
 
@@ -88,7 +90,8 @@ def rerank_run(first: ScoredRun, scores: dict[str, dict[str, float]], config: Fu
             missing = [doc for doc, _ in head if doc not in model]
             raise KeyError(f"query {qid}: no cached model score for {missing[:3]} (rerun the scoring stage)")
         fused = fusion.fuse([s for _, s in head], [model[doc] for doc, _ in head], method=config.method,
-                            weights=config.weights, rank_constant=config.rank_constant)
+                            weights=config.weights, rank_constant=config.rank_constant,
+                            temperature=config.temperature)
         out[qid] = [head[i][0] for i in fusion.order_by(fused)] + [doc for doc, _ in tail]
     return out
 

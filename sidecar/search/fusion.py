@@ -6,7 +6,8 @@ Methods (README "Fusion"):
 - zscore: weighted sum of z-scores (per window; a constant list contributes 0).
 - rrf: weighted reciprocal rank fusion, 1 / (rank_constant + rank) per list.
 - calibrated: weighted sum of a first-stage rank prior, rank_constant / (rank_constant + rank - 1),
-  and the model's own probability, sigmoid(score). Neither term depends on the other hits in the
+  and the model's probability, sigmoid(score / temperature) (temperature > 1 softens a model whose
+  logits saturate, so it still orders hits it finds all relevant or all irrelevant). Neither term depends on the other hits in the
   window, so a two-hit window is ranked as a fifty-hit one is; where the model finds nothing
   relevant (every probability near 0) or everything, the prior keeps first-stage order.
 """
@@ -70,7 +71,7 @@ def first_stage_scores(scores: Sequence[float | None]) -> list[float]:
 
 
 def fuse(first: Sequence[float | None], rerank: Sequence[float], *, method: str,
-         weights: tuple[float, float] = (0.5, 0.5), rank_constant: int = 60) -> list[float]:
+         weights: tuple[float, float] = (0.5, 0.5), rank_constant: int = 60, temperature: float = 1.0) -> list[float]:
     """Return one fused score per window position (higher is better)."""
     if len(first) != len(rerank):
         raise ValueError("first-stage and rerank score lists differ in length")
@@ -88,7 +89,8 @@ def fuse(first: Sequence[float | None], rerank: Sequence[float], *, method: str,
         return [w_first / (rank_constant + a) + w_rerank / (rank_constant + b)
                 for a, b in zip(ranks(base), ranks(rerank))]
     if method == "calibrated":
-        return [w_first * a + w_rerank * sigmoid(b) for a, b in zip(rank_prior(base, rank_constant), rerank)]
+        return [w_first * a + w_rerank * sigmoid(b / temperature)
+                for a, b in zip(rank_prior(base, rank_constant), rerank)]
     raise ValueError(f"unknown fusion method {method!r}")
 
 

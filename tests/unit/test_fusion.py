@@ -103,7 +103,7 @@ def test_calibrated_keeps_first_stage_order_when_the_model_finds_nothing(size, l
     # Every hit far below the model's 0.5 line: the model carries no signal, the prior decides.
     rerank = [low + 0.5 * ((i * 7919) % 5) for i in range(size)]
     fused = fusion.fuse([float(size - i) for i in range(size)], rerank, method="calibrated",
-                        weights=(0.5, 0.5), rank_constant=20)
+                        weights=(0.5, 0.5), rank_constant=20, temperature=1.0)
     assert fusion.order_by(fused) == list(range(size))
 
 
@@ -114,3 +114,23 @@ def test_calibrated_score_of_a_hit_does_not_depend_on_the_window_size(position, 
     small = fusion.fuse(first[:position + 1], rerank[:position + 1], method="calibrated", rank_constant=20)
     large = fusion.fuse(first, rerank, method="calibrated", rank_constant=20)
     assert small[position] == pytest.approx(large[position])
+
+
+def test_temperature_softens_saturated_logits():
+    # Two hits the model finds clearly relevant (+6, +9): at T=1 both probabilities are ~1 and the
+    # prior keeps hit 0 first; at T=4 the model's preference for hit 1 still shows.
+    first, rerank = [2.0, 1.0], [6.0, 9.0]
+    cold = fusion.fuse(first, rerank, method="calibrated", weights=(0.3, 0.7), rank_constant=60, temperature=1.0)
+    warm = fusion.fuse(first, rerank, method="calibrated", weights=(0.3, 0.7), rank_constant=60, temperature=4.0)
+    assert fusion.order_by(cold) == [0, 1] and fusion.order_by(warm) == [1, 0]
+
+
+def test_shipped_default_ranks_the_issue_example_by_the_model():
+    # Issue 12 item 6 with the shipped defaults (calibrated, 0.3/0.7, k=60, T=4): vaccines (-11.1)
+    # first by a hair in the first stage, bike-tyre (+7.9) second.
+    from sidecar.config import Settings
+
+    s = Settings()
+    fused = fusion.fuse([5.2, 5.1], [-11.1, 7.9], method=s.rerank_fusion, weights=s.weight_pair,
+                        rank_constant=s.rerank_rank_constant, temperature=s.rerank_temperature)
+    assert fusion.order_by(fused) == [1, 0] and fused[1] - fused[0] > 0.5
