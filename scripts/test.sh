@@ -1,17 +1,27 @@
 #!/usr/bin/env bash
-# Run the whole test suite on a fresh machine: Python deps, OpenSearch from Maven Central, pytest.
+# Run the whole test suite on a fresh machine: Python deps, OpenSearch and Elasticsearch from Maven Central, pytest.
 # Extra arguments go to pytest (e.g. scripts/test.sh -k proxy).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 venv=$(bash scripts/setup_env.sh)
 bash scripts/opensearch.sh install
+bash scripts/elasticsearch.sh install
 # The browser test (tests/e2e) drives Debian's Chromium through its chromedriver; nothing is downloaded at run time.
 if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "test: installing chromium and chromium-driver with apt-get (for tests/e2e)" >&2
   if ! { $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } >&2; then
     echo "test: ERROR: could not install chromium and chromium-driver; the browser test needs them" >&2
+    exit 1
+  fi
+fi
+# nginx (Debian's package) fronts the sidecar in the serving tests (tests/integration/test_serving.py).
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "test: installing nginx with apt-get (for tests/integration/test_serving.py)" >&2
+  if ! { $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; } >&2; then
+    echo "test: ERROR: could not install nginx; the serving tests need it" >&2
     exit 1
   fi
 fi
