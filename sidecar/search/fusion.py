@@ -84,6 +84,9 @@ def fuse(first: Sequence[float | None], rerank: Sequence[float], *, method: str,
     if method == "linear":
         return [w_first * a + w_rerank * b for a, b in zip(min_max(base), min_max(rerank))]
     if method == "zscore":
+        # z-scores are unbounded (up to sqrt(n)): weights act as proportions so huge ones cannot overflow.
+        total = max(w_first + w_rerank, 1.0)
+        w_first, w_rerank = w_first / total, w_rerank / total
         return [w_first * a + w_rerank * b for a, b in zip(z_scores(base), z_scores(rerank))]
     if method == "rrf":
         return [w_first / (rank_constant + a) + w_rerank / (rank_constant + b)

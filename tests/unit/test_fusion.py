@@ -1,3 +1,5 @@
+import math
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -134,3 +136,11 @@ def test_shipped_default_ranks_the_issue_example_by_the_model():
     fused = fusion.fuse([5.2, 5.1], [-11.1, 7.9], method=s.rerank_fusion, weights=s.weight_pair,
                         rank_constant=s.rerank_rank_constant, temperature=s.rerank_temperature)
     assert fusion.order_by(fused) == [1, 0] and fused[1] - fused[0] > 0.5
+
+
+@pytest.mark.parametrize("method", fusion.METHODS)
+def test_huge_finite_weights_never_overflow(method):
+    # syntax.py accepts weights whose sum is finite; no fusion may turn them into inf (invalid JSON).
+    first, rerank = [float(60 - i) for i in range(60)], [float((i * 13) % 29 - 14) for i in range(60)]
+    fused = fusion.fuse(first, rerank, method=method, weights=(8e307, 8e307), rank_constant=1)
+    assert all(math.isfinite(v) for v in fused)
