@@ -62,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def first_stage_runs(client, index: str, queries: dict[str, str], embedder, depth: int, cache: Path,
-                     stages: list[str]) -> dict:
+                     stages: list[str], engine) -> dict:
     """Fetch (or load) every first stage's scored lists; hybrid variants through their own pipelines."""
     from tqdm import tqdm
 
@@ -85,7 +85,8 @@ def first_stage_runs(client, index: str, queries: dict[str, str], embedder, dept
         for qid in tqdm(missing, desc=f"{index} {stage}", disable=None, file=sys.stderr):
             mode = stage if stage in first_stage.VECTOR_MODES or stage == "bm25" else "hybrid"
             vector = vectors[qid] if mode in first_stage.VECTOR_MODES else None
-            body, params = first_stage.template_request(mode, queries[qid], size=depth, query_vector=vector, k=depth)
+            body, params = first_stage.template_request(mode, queries[qid], engine=engine, size=depth,
+                                                        query_vector=vector, k=depth)
             if stage in HYBRID_VARIANTS:
                 params = {"search_pipeline": f"rescore-robustness-{stage}"}
             hits = client.search_template(index=index, body=body, params=params)["hits"]["hits"]
@@ -202,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
 
     from sidecar.commands.evaluate import ensure_index
     from sidecar.embed import OnnxEmbedder
+    from sidecar.engine import engine_for_client
     from sidecar.experiments.evaluation import load_dataset
     from sidecar.experiments.robustness import candidates, load_json, score_candidates
 
@@ -224,6 +226,7 @@ def run(args: argparse.Namespace) -> int:
     if unknown:
         raise UsageError(f"--rerank-hybrids: unknown {', '.join(unknown)}; available: {', '.join(HYBRID_VARIANTS)}")
     client, settings = client_from_args(args)
+    engine = engine_for_client(client, settings.engine)
     embedder = OnnxEmbedder(settings.embed_model_dir or None, query_prefix=settings.embed_query_prefix)
     scorer = None
     # Model scores are cached per configured model (RESCORE_BACKEND/RESCORE_MODEL): the model is
@@ -237,12 +240,14 @@ def run(args: argparse.Namespace) -> int:
             stages, index = ["bm25"], f"beir-{dataset.name.lower()}-text"
             ensure_index(client, index, dataset, None, reindex=False)
         else:
-            stages, index = [*FIRST_STAGES, DEFAULT_HYBRID, *HYBRID_VARIANTS], f"beir-{dataset.name.lower()}"
+            # The hybrid variants are OpenSearch search pipelines (normalization / score-ranker processors).
+            variants = list(HYBRID_VARIANTS) if engine.name == "opensearch" else []
+            stages, index = [*FIRST_STAGES, DEFAULT_HYBRID, *variants], f"beir-{dataset.name.lower()}"
             ensure_index(client, index, dataset, embedder, reindex=False)
         queries = dataset.judged_queries()
         if args.max_queries:
             queries = dict(list(queries.items())[: args.max_queries])
-        runs = first_stage_runs(client, index, queries, embedder, args.depth, cache, stages)
+        runs = first_stage_runs(client, index, queries, embedder, args.depth, cache, stages, engine)
         # The model scores the windows of bm25, knn and the shipped hybrid (plus --rerank-hybrids).
         scored_stages = [s for s in (*FIRST_STAGES, DEFAULT_HYBRID, *args.rerank_hybrids) if s in stages]
         todo = candidates({s: runs[s] for s in scored_stages}, args.window)
