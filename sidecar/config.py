@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from sidecar.observability.redact import redact_url
 from sidecar.rerank.options import RerankerOptions
 from sidecar.rerank.passages import PassageOptionError, PassageOptions
 from sidecar.search.fusion import METHODS as FUSION_METHODS
@@ -162,6 +163,12 @@ class Settings:
     # Directory of per-index document text templates (*.json, README "Document templates");
     # empty = the bundled es_templates/doc_text.
     doc_templates_dir: str = ""
+    # Bytes of the per-worker cache of stored search-template lookups (keys are digests of the
+    # template ids; README "Memory").
+    template_cache_bytes: int = 1024 * 1024
+    # Seconds between malloc_trim(0) calls in each worker, which hand freed heap memory back to the
+    # OS (glibc keeps it otherwise; README "Memory"); 0 = never.
+    malloc_trim_s: float = 10.0
     # Load the reranker model at start-up (false: only when first used).
     preload_model: bool = True
     # Reranker engine options (RESCORE_BACKEND, RESCORE_MODEL, ...; see sidecar/rerank/options.py).
@@ -188,6 +195,10 @@ class Settings:
             raw = [k.strip() for k in getattr(self, name).split(",")]
             if getattr(self, name).strip() and not all(raw):
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} has an empty key (check the commas)")
+        if self.template_cache_bytes < 0:
+            raise SettingsError(f"{ENV_PREFIX}TEMPLATE_CACHE_BYTES must be >= 0")
+        if self.malloc_trim_s < 0:
+            raise SettingsError(f"{ENV_PREFIX}MALLOC_TRIM_S must be >= 0")
         unknown = [g for g in self.proxy_allow_groups if g not in PROXY_GROUPS]
         if unknown or not self.proxy_allow_groups:
             raise SettingsError(f"{ENV_PREFIX}PROXY_ALLOW must be 'all' or a comma list of {', '.join(PROXY_GROUPS)}; "
@@ -350,4 +361,6 @@ def _redact(value: Any) -> Any:
             k: ("***" if v and any(m in k for m in _SECRET_MARKERS) else _redact(v))
             for k, v in value.items()
         }
+    if isinstance(value, str):  # user:password@ inside RESCORE_OPENSEARCH_URL, RESCORE_REMOTE_URL, ...
+        return redact_url(value)
     return value

@@ -254,8 +254,8 @@ def async_search(index: str | None):
     """
     raw = decoded_body()
     marked = _MARKER in raw or b"retriever" in raw
-    if (not marked and not _services().policies) or _not_json():
-        return forward_current_request()
+    if (not marked and not _services().policies) or _not_json() or not _services().engine.get().has_async_search:
+        return forward_current_request()  # an engine without the API answers its own error
     body = parse_json(raw) if marked else _parse_or_none(raw)
     params = {k: v for k, v in _query_params().items() if k not in _ASYNC_ONLY}
     decision = _decide("async_search", index, body, params)

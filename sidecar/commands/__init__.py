@@ -14,4 +14,5 @@ COMMANDS: dict[str, str] = {
     "install-ml-pipeline": "install_ml_pipeline",
     "loadtest": "loadtest",
     "robustness": "robustness",
+    "soak": "soak",
 }

@@ -24,6 +24,8 @@ class Engine:
     templates_subdir = "search"
     # Whether Elasticsearch clients accept the engine's own answers (product header, media types).
     speaks_elastic_clients = False
+    # Whether the engine has the async search API (POST /<index>/_async_search, GET /_async_search/<id>).
+    has_async_search = False
 
     def first_stage(self, retriever: dict, where: str) -> tuple[dict, dict[str, str]]:
         """Return (search body keys, query params) that run `retriever` as a first stage."""

@@ -10,6 +10,7 @@ _SIMILARITY = {"cosinesimil": "cosine", "l2": "l2_norm", "innerproduct": "max_in
 
 class ElasticsearchEngine(Engine):
     name = "elasticsearch"
+    has_async_search = True
     modes = {
         "bm25": ("rescore-bm25", None),
         "knn": ("rescore-knn", None),

@@ -12,7 +12,7 @@ from sidecar.backends import create_backend
 from sidecar.backends.base import Backend
 from sidecar.observability.logs import current_request_id
 from sidecar.observability.metrics import metrics
-from sidecar.rerank.cache import ScoreCache, cache_key
+from sidecar.rerank.cache import ScoreCache, ScoreStore, cache_keys
 from sidecar.rerank.options import RerankerOptions
 from sidecar.rerank.passages import Splitter, splitter_for
 from sidecar.rerank.prompt import PairEncoder, build_encoder
@@ -49,7 +49,7 @@ class RerankService:
     """Score documents against a query with one backend, a score cache and a scheduler."""
 
     def __init__(
-        self, *, backend: Backend, encoder: PairEncoder, scheduler: Scheduler, cache: ScoreCache, instruction: str,
+        self, *, backend: Backend, encoder: PairEncoder, scheduler: Scheduler, cache: ScoreStore, instruction: str,
         passage_tokenizer: str = "",
     ) -> None:
         self.backend = backend
@@ -76,7 +76,7 @@ class RerankService:
         started = time.perf_counter()
         deadline = None if timeout_s is None else deadline_for(timeout_s)
         instruction = instruction or self._instruction
-        keys = [cache_key(self.model, instruction, query, doc) for doc in documents]
+        keys = cache_keys(self.model, instruction, query, documents)
         scores = self._cache.get_many(keys)
         misses = [i for i, score in enumerate(scores) if score is None]
         hits = len(documents) - len(misses)
@@ -138,7 +138,7 @@ class RerankService:
             **self.backend.health(),
             "queue_load": self._scheduler.load,
             "active_requests": self._scheduler.active_requests,
-            "cache": {"size": stats.size, "capacity": stats.capacity, "hits": stats.hits, "misses": stats.misses},
+            "cache": stats.as_dict(),
         }
 
     def close(self) -> None:
@@ -167,7 +167,8 @@ def build_service(backend: Backend, options: RerankerOptions) -> RerankService:
         name=f"rerank-{backend.device}",
         on_batch=metrics().observe_batch,
     )
-    return RerankService(backend=backend, encoder=encoder, scheduler=scheduler, cache=ScoreCache(options.cache_size),
+    cache = ScoreCache(options.cache_size, options.cache_bytes)
+    return RerankService(backend=backend, encoder=encoder, scheduler=scheduler, cache=cache,
                          instruction=options.instruction, passage_tokenizer=options.passage_tokenizer)
 
 

@@ -29,6 +29,7 @@ KEY_FLAGS = {
     "install-ml-pipeline": ["--sidecar-url", "--index", "--pipeline", "--fields"],
     "loadtest": ["--sidecar", "--opensearch", "--index", "--clients", "--seconds", "--json"],
     "robustness": ["--datasets", "--cache", "--window", "--max-queries", "--out", "--url"],
+    "soak": ["--opensearch", "--index", "--corpus", "--minutes", "--warmup-s", "--max-growth-pct", "--json"],
 }
 # The scripts stay thin wrappers with their old flags (README, DESIGN.md §7, docker-compose call them).
 SCRIPT_FLAGS = {
@@ -39,6 +40,7 @@ SCRIPT_FLAGS = {
     "bench_rerank.py": KEY_FLAGS["bench"],
     "loadtest.py": KEY_FLAGS["loadtest"],
     "robustness.py": KEY_FLAGS["robustness"],
+    "soak.py": KEY_FLAGS["soak"],
 }
 
 
