@@ -22,7 +22,9 @@ class Services:
         from sidecar.rerank import doc_text
         from sidecar.rerank.breaker import CircuitBreaker
         from sidecar.search.feedback_store import FeedbackStore
-        from sidecar.search.opensearch import ConnectionInfo, OpenSearchGateway, make_client
+        from sidecar.engine import EngineRef
+        from sidecar.engine.client import ConnectionInfo, OpenSearchGateway, OpenSearchUnavailable, make_client
+        from sidecar.search.policies import IndexResolver, PolicySet, load_policies
         from sidecar.search.query_understanding import build_pipeline
         from sidecar.search.syntax import RerankDefaults
         from sidecar.search.templates import TemplateInspector
@@ -34,11 +36,24 @@ class Services:
             password=settings.opensearch_password,
             verify_certs=settings.opensearch_verify_certs,
             ca_certs=settings.opensearch_ca_certs,
+        retry_after_s=settings.opensearch_retry_after_s,
+        discover=settings.opensearch_discover,
             timeout_s=settings.opensearch_timeout_s,
         )
         self.gateway = OpenSearchGateway(self.connection)
+        if settings.opensearch_discover:
+            self.gateway.discover()
+        # The service account: the sidecar's own bookkeeping only (README "Identity").
         self.client = make_client(self.connection)
-        self.template_inspector = TemplateInspector(self.client, cache_bytes=settings.template_cache_bytes)
+        # OpenSearch or Elasticsearch: set by RESCORE_ENGINE or detected (and re-detected after an outage).
+        self.engine = EngineRef(settings.engine, self.gateway)
+        try:
+            self.engine.refresh()
+        except OpenSearchUnavailable:
+            log.warning("engine not reachable at start-up; detected on first use")
+        # Calls made for the caller being served carry the caller's credentials, never the sidecar's.
+        self.caller_client = make_client(self.connection, as_caller=True)
+        self.template_inspector = TemplateInspector(self.caller_client, cache_bytes=settings.template_cache_bytes)
         self.breaker = CircuitBreaker(failures=settings.circuit_failures, cooldown_s=settings.circuit_cooldown_s)
         self.rerank_defaults = RerankDefaults(
             window_size=settings.rerank_window_size,
@@ -63,7 +78,12 @@ class Services:
         self.experiments = (load_config(settings.experiments_file, base=settings.reranker,
                                         max_window=settings.max_window_size)
                             if settings.experiments_file else ExperimentConfig())
-        self.feedback = FeedbackStore(self.client, settings.feedback_index)
+        # A bad policies file stops the start-up: the error names the file and the path inside it.
+        self.policies = (load_policies(settings.policies_file, self.rerank_defaults)
+                         if settings.policies_file else PolicySet())
+        self.index_resolver = IndexResolver(self.client)
+        # Events are written as the sidecar (its own index); reports read them as the caller.
+        self.feedback = FeedbackStore(self.client, settings.feedback_index, reader=self.caller_client)
         self._lock = threading.Lock()
         self._embedder = None
         self._reranker = None
@@ -95,6 +115,7 @@ class Services:
 
                 try:
                     self._reranker = build_reranker(self.settings.reranker)
+                    self._reranker.watch(self.breaker.record_verdict)
                     self._reranker_error = None
                 except Exception as exc:  # surfaced through /ready and the response ext
                     self._reranker_error = f"{type(exc).__name__}: {exc}"
@@ -111,6 +132,7 @@ class Services:
                 from sidecar.rerank.service import build_reranker
 
                 service = build_reranker(options)
+                service.watch(self._breaker_locked(options).record_verdict)
                 self._variant_rerankers[options] = service
             return service
 
@@ -119,14 +141,17 @@ class Services:
         if options is None or options == self.settings.reranker:
             return self.breaker
         with self._variant_lock:
-            breaker = self._variant_breakers.get(options)
-            if breaker is None:
-                from sidecar.rerank.breaker import CircuitBreaker
+            return self._breaker_locked(options)
 
-                breaker = CircuitBreaker(failures=self.settings.circuit_failures,
-                                         cooldown_s=self.settings.circuit_cooldown_s)
-                self._variant_breakers[options] = breaker
-            return breaker
+    def _breaker_locked(self, options):
+        breaker = self._variant_breakers.get(options)
+        if breaker is None:
+            from sidecar.rerank.breaker import CircuitBreaker
+
+            breaker = CircuitBreaker(failures=self.settings.circuit_failures,
+                                     cooldown_s=self.settings.circuit_cooldown_s)
+            self._variant_breakers[options] = breaker
+        return breaker
 
     def reranker_health(self) -> dict[str, Any]:
         """Return the reranker's health without loading it."""
@@ -146,7 +171,8 @@ class Services:
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app: the only place where services are wired together."""
-    from sidecar.api import admin, auth, feedback, openapi, proxy, rerank_compat, rescore, search, ui
+    from sidecar.api import (admin, allowlist, auth, elastic_compat, feedback, openapi, proxy, request_body, rerank_compat,
+                             rescore, response_format, search, ui)
     from sidecar.api.errors import register_error_handlers
 
     from sidecar.observability import http as observability_http
@@ -154,8 +180,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     from sidecar.observability import tracing
     from sidecar.observability.logs import configure_logging
 
+    from sidecar import memtrim
+
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
+    memtrim.start(settings.malloc_trim_s)
     observability_metrics.configure(settings.metrics_dir, settings.eval_metrics_file)
     tracing.configure(settings.tracing)
     app = Flask(__name__)
@@ -163,8 +192,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     services = Services(settings)
     app.extensions["rescore"] = services
     register_error_handlers(app)
+    response_format.install(app)
     observability_http.install(app)
+    request_body.install(app)
     auth.install(app)
+    allowlist.install(app, blueprints=frozenset({search.bp.name, proxy.bp.name}))
+    elastic_compat.install(app)
     app.register_blueprint(admin.bp)
     app.register_blueprint(rescore.bp)
     app.register_blueprint(feedback.bp)

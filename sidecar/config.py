@@ -20,6 +20,12 @@ ENV_PREFIX = "RESCORE_"
 _SECRET_MARKERS = ("password", "api_key", "secret", "token_secret", "credential")
 
 
+# Groups of engine REST APIs that RESCORE_PROXY_ALLOW opens (sidecar/api/allowlist.py classifies
+# requests; README "Identity and the pass-through allowlist" lists what is in each).
+PROXY_GROUPS = ("search", "read", "document", "index_admin", "cluster_admin", "plugins", "snapshot",
+                "scripts", "wildcard_delete")
+DEFAULT_PROXY_ALLOW = "search,read,document"
+
 # PassageOptions field -> the variable that sets it.
 _PASSAGE_VARS = {"enabled": f"{ENV_PREFIX}PASSAGES", "max_tokens": f"{ENV_PREFIX}PASSAGE_MAX_TOKENS",
                  "overlap": f"{ENV_PREFIX}PASSAGE_OVERLAP", "aggregate": f"{ENV_PREFIX}PASSAGE_AGGREGATE",
@@ -34,8 +40,13 @@ class SettingsError(ValueError):
 class Settings:
     """Everything the sidecar needs to start; built once and passed to create_app()."""
 
-    # Base URL of the OpenSearch cluster the proxy and the search flow talk to.
+    # Base URL of the OpenSearch cluster the proxy and the search flow talk to; several nodes
+    # comma-separated (requests are spread over them, reads retried on another node).
     opensearch_url: str = "http://127.0.0.1:9200"
+    # Learn the cluster's other HTTP nodes from GET /_nodes/http at start (and after a failure).
+    opensearch_discover: bool = False
+    # Seconds a node that failed is skipped before it is tried again.
+    opensearch_retry_after_s: float = 10.0
     # Basic-auth user and password towards OpenSearch (empty = none).
     opensearch_user: str = ""
     opensearch_password: str = ""
@@ -45,20 +56,39 @@ class Settings:
     opensearch_ca_certs: str = ""
     # Timeout of one call to OpenSearch, in seconds.
     opensearch_timeout_s: float = 30.0
+    # Which engine is behind RESCORE_OPENSEARCH_URL: auto (detected from `GET /`, re-checked after
+    # the engine was unreachable), opensearch or elasticsearch.
+    engine: str = "auto"
+    # Elasticsearch clients in front of OpenSearch (README "Elasticsearch clients"): X-Elastic-Product on
+    # every response, compatible-with media types mapped to plain JSON/NDJSON, and on GET / from an
+    # Elastic client (x-elastic-client-meta) the client's own version, OpenSearch's kept in
+    # version.distribution_version. Like OpenSearch's compatibility.override_main_response_version.
+    elastic_client_compat: bool = True
     # Address and port gunicorn binds.
     host: str = "127.0.0.1"
     port: int = 8080
-    # gunicorn worker processes and threads per worker (the model is loaded once per worker).
+    # gunicorn worker processes and I/O threads per worker (the model is loaded once per worker).
+    # Threads only carry requests; reranks are bounded separately (RESCORE_RERANK_SLOTS), so plain
+    # traffic always finds a free thread.
     workers: int = 1
-    threads: int = 8
-    # Bearer keys (comma-separated) for the sidecar's own endpoints: /v1/*, /v2/rerank, /rerank, /score
-    # (empty = open). /health and /ready stay open for probes.
+    threads: int = 64
+    # Keys (comma-separated) for the sidecar's own endpoints: /v1/*, /v2/rerank, /rerank, /score
+    # (empty = open), sent as "Authorization: Bearer <key>" or "X-Rescore-Api-Key: <key>".
+    # /health, /ready and /metrics stay open for probes.
     api_keys: str = ""
-    # Bearer keys (comma-separated) for the proxied and search endpoints (everything sent on to
-    # OpenSearch; empty = open). When set, the client's Authorization header is not forwarded.
+    # Keys (comma-separated) for the proxied and search endpoints (everything sent on to the engine;
+    # empty = open). The endpoints that read or write the engine (/v1/compare*, /v1/feedback*) take a
+    # key of either set whenever any key is set. A key is never forwarded; the caller's own
+    # Authorization goes on to the engine unless it carries a sidecar key (then send the engine
+    # credentials in Authorization and the key in X-Rescore-Api-Key).
     proxy_api_keys: str = ""
-    # Circuit breaker of the search flow: open after this many consecutive reranker failures
-    # (errors or deadlines with nothing scored; 0 = never) and skip the reranker for cooldown seconds.
+    # Engine APIs the pass-through forwards: comma list of PROXY_GROUPS, or "all" (everything, e.g.
+    # for Kibana/Dashboards servers and the REST test suite). Other requests answer 403 naming the
+    # group. The default opens search, document reads and writes, and metadata reads.
+    proxy_allow: str = DEFAULT_PROXY_ALLOW
+    # Circuit breaker of the search flow: open after this many consecutive model faults (a batch
+    # that raised, a model that cannot load; never deadlines, overload or bad input; 0 = never) and
+    # skip the reranker for cooldown seconds.
     circuit_failures: int = 5
     circuit_cooldown_s: float = 30.0
     # Python log level.
@@ -106,6 +136,10 @@ class Settings:
     # A/B experiments (README "Experiments and feedback"): JSON file of experiments and variants,
     # validated at start-up (empty = no experiments).
     experiments_file: str = ""
+    # Rerank policies (README "Rerank policies"): YAML or JSON file of rules that rerank searches of
+    # clients that do not ask for it (Kibana, Dashboards, unchanged apps); validated at start-up
+    # (empty = none).
+    policies_file: str = ""
     # OpenSearch index that POST /v1/feedback writes click events to (created on first use with
     # es_templates/index/feedback.json).
     feedback_index: str = "rescore-feedback"
@@ -127,14 +161,24 @@ class Settings:
     # Bytes of the per-worker cache of stored search-template lookups (keys are digests of the
     # template ids; README "Memory").
     template_cache_bytes: int = 1024 * 1024
+    # Seconds between malloc_trim(0) calls in each worker, which hand freed heap memory back to the
+    # OS (glibc keeps it otherwise; README "Memory"); 0 = never.
+    malloc_trim_s: float = 10.0
     # Load the reranker model at start-up (false: only when first used).
     preload_model: bool = True
     # Reranker engine options (RESCORE_BACKEND, RESCORE_MODEL, ...; see sidecar/rerank/options.py).
     reranker: RerankerOptions = field(default_factory=RerankerOptions)
 
     def __post_init__(self) -> None:
-        if not self.opensearch_url.startswith(("http://", "https://")):
-            raise SettingsError(f"{ENV_PREFIX}OPENSEARCH_URL must start with http:// or https://")
+        urls = [url.strip() for url in self.opensearch_url.split(",")]
+        if not all(url.startswith(("http://", "https://")) for url in urls):
+            raise SettingsError(f"{ENV_PREFIX}OPENSEARCH_URL must be http(s) URLs (comma-separated for several nodes)")
+        if len({url.split("://", 1)[0] for url in urls}) > 1:
+            raise SettingsError(f"{ENV_PREFIX}OPENSEARCH_URL nodes must all use http or all https")
+        if self.opensearch_retry_after_s < 0:
+            raise SettingsError(f"{ENV_PREFIX}OPENSEARCH_RETRY_AFTER_S must be >= 0")
+        if self.engine not in ("auto", "opensearch", "elasticsearch"):
+            raise SettingsError(f"{ENV_PREFIX}ENGINE must be auto, opensearch or elasticsearch, got {self.engine!r}")
         if not 0 < self.port < 65536:
             raise SettingsError(f"{ENV_PREFIX}PORT must be in 1..65535, got {self.port}")
         for name in ("workers", "threads", "max_body_bytes"):
@@ -148,6 +192,12 @@ class Settings:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} has an empty key (check the commas)")
         if self.template_cache_bytes < 0:
             raise SettingsError(f"{ENV_PREFIX}TEMPLATE_CACHE_BYTES must be >= 0")
+        if self.malloc_trim_s < 0:
+            raise SettingsError(f"{ENV_PREFIX}MALLOC_TRIM_S must be >= 0")
+        unknown = [g for g in self.proxy_allow_groups if g not in PROXY_GROUPS]
+        if unknown or not self.proxy_allow_groups:
+            raise SettingsError(f"{ENV_PREFIX}PROXY_ALLOW must be 'all' or a comma list of {', '.join(PROXY_GROUPS)}; "
+                                f"got {self.proxy_allow!r}")
         if self.circuit_failures < 0 or self.circuit_cooldown_s <= 0:
             raise SettingsError(f"{ENV_PREFIX}CIRCUIT_FAILURES must be >= 0 and {ENV_PREFIX}CIRCUIT_COOLDOWN_S > 0")
         if self.opensearch_timeout_s <= 0:
@@ -160,6 +210,8 @@ class Settings:
             raise SettingsError(f"{ENV_PREFIX}MAX_TEXT_CHARS must be >= 1")
         if self.experiments_file and not os.path.isfile(self.experiments_file):
             raise SettingsError(f"{ENV_PREFIX}EXPERIMENTS_FILE is not a file: {self.experiments_file}")
+        if self.policies_file and not os.path.isfile(self.policies_file):
+            raise SettingsError(f"{ENV_PREFIX}POLICIES_FILE is not a file: {self.policies_file}")
         if not _valid_index_name(self.feedback_index):
             raise SettingsError(f"{ENV_PREFIX}FEEDBACK_INDEX must be a valid OpenSearch index name (lowercase, "
                                 f"no spaces or \\/*?\"<>|,#:, not starting with _ - +), got {self.feedback_index!r}")
@@ -183,6 +235,8 @@ class Settings:
             raise SettingsError(f"{ENV_PREFIX}DOC_TEMPLATES_DIR is not a directory: {self.doc_templates_dir}")
         if self.rerank_fusion not in ("replace", "linear", "rrf"):
             raise SettingsError(f"{ENV_PREFIX}RERANK_FUSION must be replace, linear or rrf")
+        if not 1 <= self.rerank_timeout_ms <= 300_000:
+            raise SettingsError(f"{ENV_PREFIX}RERANK_TIMEOUT_MS must be in 1..300000 (milliseconds)")
         if not 1 <= self.rerank_window_size <= self.max_window_size:
             raise SettingsError(f"{ENV_PREFIX}RERANK_WINDOW_SIZE must be in 1..{ENV_PREFIX}MAX_WINDOW_SIZE")
         if not self.field_list:
@@ -220,6 +274,12 @@ class Settings:
     def proxy_api_key_set(self) -> tuple[str, ...]:
         """Return RESCORE_PROXY_API_KEYS as a tuple (empty = proxied endpoints are open)."""
         return _split_keys(self.proxy_api_keys)
+
+    @property
+    def proxy_allow_groups(self) -> frozenset[str]:
+        """Return the API groups RESCORE_PROXY_ALLOW opens ("all" = every group)."""
+        names = {g.strip() for g in self.proxy_allow.split(",") if g.strip()}
+        return frozenset(PROXY_GROUPS) if "all" in names else frozenset(names)
 
     def __repr__(self) -> str:
         return f"Settings({self.redacted()!r})"

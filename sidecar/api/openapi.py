@@ -125,7 +125,7 @@ _RESCORE_OPTIONS = {
                 "description": "[first_stage, rerank]; positive sum."},
     "rank_constant": {"type": "integer", "minimum": 1},
     "min_score": {"type": "number"},
-    "timeout_ms": {"type": "integer", "minimum": 1},
+    "timeout_ms": {"type": "integer", "minimum": 1, "maximum": 300000},
     "model": {"type": "string"},
     "passages": {
         "description": "Long documents: score passages of at most max_tokens tokens, aggregate per document; "
@@ -187,7 +187,9 @@ _RERANK_EXT = {
     "properties": {
         "status": {"type": "string",
                    "enum": ["ok", "partial", "timeout", "error", "overloaded", "circuit_open", "skipped"]},
-        "window": {"type": "integer"},
+        "window": {"type": "integer", "description": "Hits reranked (at most window_size)."},
+        "window_size": {"type": "integer", "description": "The window asked for (request, policy or default)."},
+        "policy": {"type": "string", "description": "The rerank policy (RESCORE_POLICIES_FILE) that reranked it."},
         "fusion": {"type": "string"},
         "model": {"type": "string"},
         "scored": {"type": "integer"},
@@ -404,7 +406,7 @@ SPEC: dict[str, Any] = {
         "description": "The sidecar's own endpoints. Every other path (search, templates, the rest of the "
                        "OpenSearch API) is OpenSearch's, passed through or reranked; see README.md.",
     },
-    "security": [{"bearer": []}],
+    "security": [{"bearer": []}, {"key_header": []}],
     "paths": {
         "/health": {"get": {
             "summary": "Liveness (no dependency checks).", "tags": ["probes"], "security": [],
@@ -476,8 +478,13 @@ SPEC: dict[str, Any] = {
         }},
     },
     "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                       "description": "One of RESCORE_API_KEYS (only when it is set)."}},
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer",
+                       "description": "One of RESCORE_API_KEYS (only when it is set; /v1/compare* and "
+                                      "/v1/feedback* also take RESCORE_PROXY_API_KEYS)."},
+            "key_header": {"type": "apiKey", "in": "header", "name": "X-Rescore-Api-Key",
+                           "description": "The same key in its own header, leaving Authorization to the "
+                                          "caller's engine credentials (README \"Identity\")."}},
         "schemas": {
             "Error": {"type": "object", "required": ["error", "error_type"], "properties": {
                 "error": {"type": "string"},
