@@ -75,7 +75,9 @@ class CacheStats:
 
 
 class ScoreStore(Protocol):
-    """What the rerank service needs from a score cache (in-process ByteLRU; Redis later, issue 13)."""
+    """What the rerank service needs from a score cache (ScoreCache; shared_cache.TieredScoreStore: Redis)."""
+
+    state: str  # reported in ext.rerank.cache when not "local"
 
     def get_many(self, keys: list[bytes]) -> list[float | None]: ...
 
@@ -171,6 +173,8 @@ class ScoreCache(ByteLRU[float]):
     capacity (RESCORE_CACHE_SIZE entries) and max_bytes (RESCORE_CACHE_BYTES) both bound it;
     either one 0 disables it.
     """
+
+    state = "local"  # where scores are shared: this process only (shared_cache.TieredScoreStore: Redis)
 
     def __init__(self, capacity: int, max_bytes: int = 64 * 1024 * 1024) -> None:
         if capacity < 0:

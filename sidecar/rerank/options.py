@@ -56,6 +56,12 @@ class RerankerOptions:
     cache_size: int = 20000
     # Bytes the score cache may hold per worker (keys are 16-byte digests, ~256 bytes an entry); 0 disables it.
     cache_bytes: int = 64 * 1024 * 1024
+    # Redis shared by sidecar replicas for scores (e.g. redis://redis:6379/0); "" = this process only.
+    redis_url: str = ""
+    # Seconds a score stays in Redis.
+    redis_ttl_s: int = 3600
+    # Socket timeout of one Redis call; past it the search goes on with the local cache.
+    redis_timeout_s: float = 0.1
     # Maximum pending pairs in the scheduler queue before requests are refused as overloaded.
     queue_size: int = 4096
     # Rerank requests scored at once per worker (admission control, separate from the I/O threads);

@@ -43,6 +43,8 @@ class ScoreResult:
     # Time this request waited for the scheduler and spent in model batches (0 when all cached).
     queue_ms: float = 0.0
     model_ms: float = 0.0
+    # Where cached scores came from: local | shared (Redis) | local (shared cache unavailable).
+    cache: str = "local"
 
 
 class RerankService:
@@ -103,7 +105,7 @@ class RerankService:
         logger.info("rerank_scored docs=%d cache_hits=%d scored=%d status=%s took_ms=%.1f",
                     len(documents), hits, scored, status, took_ms)
         return ScoreResult(scores=scores, cache_hits=hits, scored=scored, took_ms=took_ms, model=self.model,
-                           status=status, queue_ms=queue_ms, model_ms=model_ms)
+                           status=status, queue_ms=queue_ms, model_ms=model_ms, cache=self._cache.state)
 
     def watch(self, listener: Callable[[BaseException | None], None]) -> None:
         """Report every batch's verdict (None = scored, else the model's error) to listener."""
@@ -134,17 +136,22 @@ class RerankService:
     def health(self) -> dict[str, Any]:
         """Return backend health plus queue load and cache counters."""
         stats = self._cache.stats()
+        shared = getattr(self._cache, "shared_health", None)
         return {
             **self.backend.health(),
             "queue_load": self._scheduler.load,
             "active_requests": self._scheduler.active_requests,
             "cache": stats.as_dict(),
+            **({"shared_cache": shared()} if shared else {}),
         }
 
     def close(self) -> None:
         """Stop the scheduler and release the backend."""
         self._scheduler.close()
         self.backend.close()
+        close = getattr(self._cache, "close", None)
+        if close:
+            close()
 
 
 def _status(complete: bool, scored: int) -> str:
@@ -167,7 +174,12 @@ def build_service(backend: Backend, options: RerankerOptions) -> RerankService:
         name=f"rerank-{backend.device}",
         on_batch=metrics().observe_batch,
     )
-    cache = ScoreCache(options.cache_size, options.cache_bytes)
+    cache: ScoreStore = ScoreCache(options.cache_size, options.cache_bytes)
+    if options.redis_url:
+        from sidecar.rerank.shared_cache import TieredScoreStore
+
+        cache = TieredScoreStore(cache, options.redis_url, ttl_s=options.redis_ttl_s,
+                                 timeout_s=options.redis_timeout_s)
     return RerankService(backend=backend, encoder=encoder, scheduler=scheduler, cache=cache,
                          instruction=options.instruction, passage_tokenizer=options.passage_tokenizer)
 
