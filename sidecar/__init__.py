@@ -53,13 +53,15 @@ class Services:
             log.warning("engine not reachable at start-up; detected on first use")
         # Calls made for the caller being served carry the caller's credentials, never the sidecar's.
         self.caller_client = make_client(self.connection, as_caller=True)
-        self.template_inspector = TemplateInspector(self.caller_client)
+        self.template_inspector = TemplateInspector(self.caller_client, cache_bytes=settings.template_cache_bytes)
         self.breaker = CircuitBreaker(failures=settings.circuit_failures, cooldown_s=settings.circuit_cooldown_s)
         self.rerank_defaults = RerankDefaults(
             window_size=settings.rerank_window_size,
             fields=settings.field_list,
             fusion=settings.rerank_fusion,
             weights=settings.weight_pair,
+            rank_constant=settings.rerank_rank_constant,
+            temperature=settings.rerank_temperature,
             timeout_ms=settings.rerank_timeout_ms,
             max_window=settings.max_window_size,
             max_text_chars=settings.max_text_chars,
@@ -180,8 +182,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     from sidecar.observability import tracing
     from sidecar.observability.logs import configure_logging
 
+    from sidecar import memtrim
+
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
+    memtrim.start(settings.malloc_trim_s)
     observability_metrics.configure(settings.metrics_dir, settings.eval_metrics_file)
     tracing.configure(settings.tracing)
     app = Flask(__name__)

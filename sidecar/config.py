@@ -11,8 +11,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from sidecar.observability.redact import redact_url
 from sidecar.rerank.options import RerankerOptions
 from sidecar.rerank.passages import PassageOptionError, PassageOptions
+from sidecar.search.fusion import METHODS as FUSION_METHODS
 
 ENV_PREFIX = "RESCORE_"
 # Field names containing one of these are masked by Settings.redacted() (api_keys, proxy_api_keys, ...).
@@ -110,8 +112,12 @@ class Settings:
     # Rerank defaults for requests that leave them out (see README, "Asking for a rerank").
     rerank_window_size: int = 50
     rerank_fields: str = "title,text"
-    rerank_fusion: str = "linear"
-    rerank_weights: str = "0.5,0.5"
+    # Chosen by leave-one-collection-out with scripts/robustness.py (README "Robustness and fusion defaults").
+    rerank_fusion: str = "calibrated"
+    rerank_weights: str = "0.3,0.7"
+    # calibrated fusion: rank constant of the first-stage prior (rrf's too) and the model-logit temperature.
+    rerank_rank_constant: int = 60
+    rerank_temperature: float = 4.0
     rerank_timeout_ms: int = 30000
     # Largest window_size a request may ask for.
     max_window_size: int = 1000
@@ -157,6 +163,12 @@ class Settings:
     # Directory of per-index document text templates (*.json, README "Document templates");
     # empty = the bundled es_templates/doc_text.
     doc_templates_dir: str = ""
+    # Bytes of the per-worker cache of stored search-template lookups (keys are digests of the
+    # template ids; README "Memory").
+    template_cache_bytes: int = 1024 * 1024
+    # Seconds between malloc_trim(0) calls in each worker, which hand freed heap memory back to the
+    # OS (glibc keeps it otherwise; README "Memory"); 0 = never.
+    malloc_trim_s: float = 10.0
     # Load the reranker model at start-up (false: only when first used).
     preload_model: bool = True
     # Reranker engine options (RESCORE_BACKEND, RESCORE_MODEL, ...; see sidecar/rerank/options.py).
@@ -183,6 +195,10 @@ class Settings:
             raw = [k.strip() for k in getattr(self, name).split(",")]
             if getattr(self, name).strip() and not all(raw):
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} has an empty key (check the commas)")
+        if self.template_cache_bytes < 0:
+            raise SettingsError(f"{ENV_PREFIX}TEMPLATE_CACHE_BYTES must be >= 0")
+        if self.malloc_trim_s < 0:
+            raise SettingsError(f"{ENV_PREFIX}MALLOC_TRIM_S must be >= 0")
         unknown = [g for g in self.proxy_allow_groups if g not in PROXY_GROUPS]
         if unknown or not self.proxy_allow_groups:
             raise SettingsError(f"{ENV_PREFIX}PROXY_ALLOW must be 'all' or a comma list of {', '.join(PROXY_GROUPS)}; "
@@ -222,8 +238,10 @@ class Settings:
             raise SettingsError(f"{_PASSAGE_VARS[exc.key]}: {exc}") from None
         if self.doc_templates_dir and not os.path.isdir(self.doc_templates_dir):
             raise SettingsError(f"{ENV_PREFIX}DOC_TEMPLATES_DIR is not a directory: {self.doc_templates_dir}")
-        if self.rerank_fusion not in ("replace", "linear", "rrf"):
-            raise SettingsError(f"{ENV_PREFIX}RERANK_FUSION must be replace, linear or rrf")
+        if self.rerank_fusion not in FUSION_METHODS:
+            raise SettingsError(f"{ENV_PREFIX}RERANK_FUSION must be one of {', '.join(FUSION_METHODS)}")
+        if self.rerank_rank_constant < 1 or not self.rerank_temperature > 0:
+            raise SettingsError(f"{ENV_PREFIX}RERANK_RANK_CONSTANT must be >= 1 and {ENV_PREFIX}RERANK_TEMPERATURE > 0")
         if not 1 <= self.rerank_timeout_ms <= 300_000:
             raise SettingsError(f"{ENV_PREFIX}RERANK_TIMEOUT_MS must be in 1..300000 (milliseconds)")
         if not 1 <= self.rerank_window_size <= self.max_window_size:
@@ -343,4 +361,6 @@ def _redact(value: Any) -> Any:
             k: ("***" if v and any(m in k for m in _SECRET_MARKERS) else _redact(v))
             for k, v in value.items()
         }
+    if isinstance(value, str):  # user:password@ inside RESCORE_OPENSEARCH_URL, RESCORE_REMOTE_URL, ...
+        return redact_url(value)
     return value

@@ -38,6 +38,9 @@ if _settings.log_format == "json":
         "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json",
                                  "stream": "ext://sys.stderr"}},
         "loggers": {"gunicorn.error": {"handlers": ["console"], "level": _settings.log_level, "propagate": False}},
+        # gunicorn merges this into its defaults, whose root logger has a handler of its own; the
+        # app's configure_logging() installs the one root handler, so every line is written once.
+        "root": {"handlers": [], "level": _settings.log_level},
     }
 
 # Several workers share one /metrics view through prometheus_client's multiprocess mode: its

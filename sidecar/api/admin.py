@@ -6,6 +6,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from sidecar.api.auth import is_authenticated
 from sidecar.engine.client import OpenSearchUnavailable
 from sidecar.observability.metrics import CONTENT_TYPE, metrics
+from sidecar.observability.redact import redact_url
 
 bp = Blueprint("admin", __name__)
 
@@ -36,14 +37,14 @@ def ready():
     ok = opensearch_ok and reranker.get("status") in ("ok", "lazy")
     body = {"status": "ready" if ok else "not_ready", "circuit": services.breaker.snapshot().as_dict()}
     if is_authenticated():
-        body["opensearch"] = {"url": services.settings.opensearch_url, "reachable": opensearch_ok, "engine": engine}
+        body["opensearch"] = {"url": redact_url(services.settings.opensearch_url), "reachable": opensearch_ok, "engine": engine}
         body["reranker"] = reranker
     response = jsonify(body)
     response.status_code = 200 if ok else 503
     return response
 
 
-@bp.get("/metrics")
+@bp.get("/metrics", endpoint="metrics")  # "admin.metrics" is open in auth.py, like the probes
 def prometheus_metrics():
     """Expose Prometheus metrics (all gunicorn workers when RESCORE_METRICS_DIR is set)."""
     return Response(metrics().render(), content_type=CONTENT_TYPE)

@@ -6,7 +6,8 @@ from typing import Any
 
 from flask import Flask, jsonify
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, default_exceptions
+from werkzeug.http import HTTP_STATUS_CODES
 
 from sidecar.observability.metrics import metrics
 from sidecar.engine.client import OpenSearchUnavailable
@@ -110,6 +111,21 @@ class UpstreamUnavailable(SidecarError):
     error_type = "opensearch_unavailable"
 
 
+def error_label(error_type: str) -> str:
+    """Return error_type if the error tree (or werkzeug's HTTP errors) defines it, else "other" (metric label)."""
+    known = {_http_error_type(code) for code in default_exceptions}
+    pending: list[type] = [SidecarError]
+    while pending:
+        cls = pending.pop()
+        known.add(cls.error_type)
+        pending.extend(cls.__subclasses__())
+    return error_type if error_type in known else "other"
+
+
+def _http_error_type(code: int | None) -> str:
+    return HTTP_STATUS_CODES.get(code or 500, "Unknown Error").lower().replace(" ", "_")
+
+
 def engine_challenges(status: int, body: Any) -> list[str]:
     """Return the WWW-Authenticate challenges of an engine's 401 error body (empty otherwise).
 
@@ -129,7 +145,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(SidecarError)
     def _sidecar_error(exc: SidecarError):
-        metrics().observe_error(exc.error_type)
+        metrics().observe_error(error_label(exc.error_type))
         if exc.status >= 500:
             log.warning("request failed status=%d error_type=%s error=%s", exc.status, exc.error_type, exc.message)
         response = jsonify(exc.to_dict())
@@ -153,8 +169,8 @@ def register_error_handlers(app: Flask) -> None:
     def _http(exc: HTTPException):
         if exc.code == 413:
             return _sidecar_error(PayloadTooLarge("request body is larger than RESCORE_MAX_BODY_BYTES"))
-        error_type = exc.name.lower().replace(" ", "_")
-        metrics().observe_error(error_type)
+        error_type = _http_error_type(exc.code)
+        metrics().observe_error(error_label(error_type))
         response = jsonify({"error": exc.description, "error_type": error_type})
         response.status_code = exc.code or 500
         return response

@@ -29,6 +29,7 @@ from sidecar.backends.base import (
     TokenizerSpec,
     model_key,
 )
+from sidecar.observability.redact import redact_url
 from sidecar.rerank.options import RerankerOptions
 from sidecar.rerank.prompt import qwen3_text_pair
 
@@ -128,12 +129,13 @@ class _Server:
     def __init__(self, base: str, path: str) -> None:
         self.base = base
         self.url = base + path
+        self.shown = redact_url(self.url)  # for logs, errors, health, model key: never user:password@
         self.down_until = 0.0
         self.failures = 0
         self.last_error = ""
 
     def state(self, now: float) -> dict[str, Any]:
-        return {"url": self.url, "up": now >= self.down_until, "failures": self.failures,
+        return {"url": self.shown, "up": now >= self.down_until, "failures": self.failures,
                 **({"last_error": self.last_error} if self.last_error else {})}
 
 
@@ -161,7 +163,7 @@ class RemoteBackend(Backend):
         self._session.trust_env = False  # the fleet is addressed directly, never through an env proxy
         self._lock = threading.Lock()
         self._next = itertools.count()
-        urls = ",".join(server.url for server in self._servers)
+        urls = ",".join(server.shown for server in self._servers)
         self._key = model_key(f"remote:{urls}:{options.model}:{options.remote_prompt}", options.revision, "none")
 
     @classmethod
@@ -175,7 +177,7 @@ class RemoteBackend(Backend):
 
     @property
     def device(self) -> str:
-        return "remote:" + ",".join(server.url for server in self._servers)
+        return "remote:" + ",".join(server.shown for server in self._servers)
 
     def tokenizer_spec(self) -> TokenizerSpec | None:
         return None
@@ -225,7 +227,7 @@ class RemoteBackend(Backend):
                     server.failures += 1
                     server.last_error = str(exc)
                     server.down_until = time.monotonic() + self._options.remote_retry_after_s
-                logger.warning("remote_failed url=%s error=%s", server.url, exc)
+                logger.warning("remote_failed url=%s error=%s", server.shown, exc)
                 continue
             with self._lock:
                 server.down_until = 0.0
@@ -241,22 +243,22 @@ class RemoteBackend(Backend):
         try:
             response = self._session.post(server.url, json=body, timeout=self._options.remote_timeout_s)
         except requests.Timeout as exc:
-            raise _RetryableError(f"{server.url} timed out after {self._options.remote_timeout_s}s",
+            raise _RetryableError(f"{server.shown} timed out after {self._options.remote_timeout_s}s",
                                   timeout=True) from exc
         except requests.RequestException as exc:
-            raise _RetryableError(f"{server.url} unreachable: {type(exc).__name__}") from exc
+            raise _RetryableError(f"{server.shown} unreachable: {type(exc).__name__}") from exc
         if response.status_code >= 500:
-            raise _RetryableError(f"{server.url} answered HTTP {response.status_code}: {response.text[:200]}")
+            raise _RetryableError(f"{server.shown} answered HTTP {response.status_code}: {response.text[:200]}")
         if response.status_code != 200:
             # The request itself was refused (e.g. too long, unknown model): every server would refuse it.
-            raise BackendError(f"remote {server.url} answered HTTP {response.status_code}: {response.text[:200]}")
+            raise BackendError(f"remote {server.shown} answered HTTP {response.status_code}: {response.text[:200]}")
         try:
             scores = self._parse(response.json(), len(request.documents))
         except (ValueError, KeyError, TypeError, IndexError) as exc:
-            raise _RetryableError(f"{server.url} sent an unexpected body: {type(exc).__name__}: {exc}") from exc
+            raise _RetryableError(f"{server.shown} sent an unexpected body: {type(exc).__name__}: {exc}") from exc
         if self._probabilities:
             scores = [probability_to_logit(score) for score in scores]
-        logger.debug("remote_scored url=%s docs=%d took_ms=%.1f", server.url, len(request.documents),
+        logger.debug("remote_scored url=%s docs=%d took_ms=%.1f", server.shown, len(request.documents),
                      (time.perf_counter() - started) * 1e3)
         return scores
 
@@ -269,14 +271,14 @@ class RemoteBackend(Backend):
                 self._call_one(server, request)
             except (_RetryableError, BackendError) as exc:
                 failed.append(str(exc))
-                logger.warning("remote_warmup_failed url=%s error=%s", server.url, exc)
+                logger.warning("remote_warmup_failed url=%s error=%s", server.shown, exc)
         if len(failed) == len(self._servers):
             raise BackendError(f"no remote rerank server answered: {'; '.join(failed)}")
 
     def health(self) -> dict[str, Any]:
         now = time.monotonic()
         servers = [server.state(now) for server in self._servers]
-        return {**super().health(), "url": self._servers[0].url, "api": self._options.remote_api,
+        return {**super().health(), "url": self._servers[0].shown, "api": self._options.remote_api,
                 "prompt": self._options.remote_prompt, "servers": servers,
                 "servers_up": sum(1 for s in servers if s["up"])}
 

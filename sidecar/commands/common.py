@@ -13,6 +13,7 @@ from opensearchpy import OpenSearch
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 
 from sidecar.config import Settings, SettingsError
+from sidecar.observability.redact import redact_url
 from sidecar.rerank.options import OptionsError
 from sidecar.engine.client import ConnectionInfo, make_client
 
@@ -116,16 +117,16 @@ def script_main(command: ModuleType, argv: list[str] | None = None) -> int:
 
 def _opensearch_url(args: argparse.Namespace) -> str:
     if getattr(args, "url", None):
-        return args.url
+        return redact_url(args.url)
     try:
-        return Settings.from_env().opensearch_url
+        return redact_url(Settings.from_env().opensearch_url)
     except (SettingsError, OptionsError):
         return "RESCORE_OPENSEARCH_URL"
 
 
 def _origin(url: str) -> str:
     parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else url
+    return redact_url(f"{parts.scheme}://{parts.netloc}" if parts.netloc else url)
 
 
 def _reason(exc: BaseException) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from sidecar.commands.common import positive_int
 from sidecar.config import ENV_PREFIX, Settings
+from sidecar.observability.redact import redact_url
 from sidecar.rerank.options import BACKENDS
 
 HELP = "run the sidecar under gunicorn (or --check its settings)"
@@ -69,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     if args.check:
         print(json.dumps(settings.redacted(), indent=2, sort_keys=True))
         return 0
-    print(f"rescore serve: http://{settings.host}:{settings.port} -> {settings.opensearch_url} "
+    print(f"rescore serve: http://{settings.host}:{settings.port} -> {redact_url(settings.opensearch_url)} "
           f"(backend {settings.reranker.backend}, {settings.workers} worker(s))", file=sys.stderr, flush=True)
     argv = gunicorn_argv()
     sys.stdout.flush()

@@ -20,7 +20,7 @@ from sidecar.engine.hosts import HostPool, is_idempotent_read
 from sidecar.engine.wait import read_timeout_s
 from sidecar.observability import tracing
 from sidecar.observability.logs import current_request_id
-from sidecar.engine.hosts import redact_url  # TEMP until memlog lands
+from sidecar.observability.redact import redact_url
 
 log = logging.getLogger(__name__)
 

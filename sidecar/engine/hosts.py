@@ -15,8 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
-def redact_url(url: str) -> str:  # TEMP until memlog lands
-    return url
+from sidecar.observability.redact import redact_url
 
 log = logging.getLogger(__name__)
 

@@ -3,6 +3,13 @@
 The request id comes from the caller (X-Request-Id or X-Opaque-Id) or is made up; it is sent to
 OpenSearch as X-Opaque-Id (so OpenSearch's slow logs and tasks API show it) and returned to the
 caller as X-Request-Id.
+
+Fields come from the message *template* ("request method=%s path=%s status=%d"): `key=%s` takes the
+argument's value, literal `key=value` is taken as written. The rendered arguments are never parsed,
+so request data (a path "/x status=200", a header) stays inside its own field and cannot set or
+shadow another one; in the rendered message, arguments with spaces, "=", quotes or control
+characters are written as JSON strings, so a text line cannot be forged either. URL credentials
+(user:pass@) are masked in every line (sidecar/observability/redact.py).
 """
 from __future__ import annotations
 
@@ -13,12 +20,19 @@ import math
 import re
 import time
 import uuid
+from typing import Any
+
+from sidecar.observability.redact import redact_text
 
 _REQUEST_ID: contextvars.ContextVar[str] = contextvars.ContextVar("rescore_request_id", default="")
-# key=value pairs of our log messages ("rerank_search index=demo status=ok total_ms=12.3").
+# key=value pairs of our message templates ("rerank_search index=%s status=ok total_ms=%.1f").
 _PAIR = re.compile(r"(\w+)=(\"[^\"]*\"|'[^']*'|\S+)")
-# "event key=value ...": only messages of that shape are split into fields.
+# "event key=value ...": only templates of that shape are split into fields.
 _EVENT = re.compile(r"^([a-z][a-z0-9_]*)\s+\w+=")
+# One printf conversion of a template (logging's %-style), "%%" included so it can be skipped.
+_CONVERSION = re.compile(r"%(?:\((\w+)\))?[-#0 +]*(\d+|\*)?(?:\.(\d+|\*))?[hlL]?([diouxXeEfFgGcrsa%])")
+_KEY_BEFORE = re.compile(r"(\w+)=\Z")
+_NEEDS_QUOTES = re.compile(r"[\s=\"'\x00-\x1f\x7f\u2028\u2029]")
 _ID_OK = re.compile(r"^[\x21-\x7e]{1,200}$")
 _STD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
@@ -45,55 +59,122 @@ def choose_request_id(*candidates: str | None) -> str:
     return uuid.uuid4().hex
 
 
+def safe_message(record: logging.LogRecord) -> str:
+    """Return the record's message with string arguments quoted where needed and URL credentials masked."""
+    args = record.args
+    if isinstance(args, tuple) and args:
+        try:
+            message = str(record.msg) % tuple(_quoted(arg) for arg in args)
+        except (TypeError, ValueError):  # a template that wants a number got something else
+            message = record.getMessage()
+    else:
+        message = record.getMessage()
+    return redact_text(message)
+
+
+def template_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """Return the key=value fields of the record's template, values taken from its arguments."""
+    template = record.msg if isinstance(record.msg, str) else ""
+    event = _EVENT.match(template)
+    if not event:
+        return {}
+    fields: dict[str, Any] = {"event": event.group(1)}
+    args = record.args if isinstance(record.args, tuple) else (record.args,) if record.args else ()
+    position = 0
+    for match in _CONVERSION.finditer(template):
+        if match.group(4) == "%":
+            continue
+        if match.group(1) or "*" in (match.group(2) or "") + (match.group(3) or ""):
+            return fields  # mapping or starred templates: keep the event only
+        key = _KEY_BEFORE.search(template, 0, match.start())
+        if key and position < len(args):
+            fields.setdefault(key.group(1), _field_value(match.group(0), args[position]))
+        position += 1
+    for key, value in _PAIR.findall(template):  # literal pairs ("status=ok")
+        if "%" not in value:
+            fields.setdefault(key, _typed(value.strip("\"'")))
+    return fields
+
+
 class JsonFormatter(logging.Formatter):
-    """Format records as JSON: ts, level, logger, msg, event, request_id and the message's key=value pairs."""
+    """Format records as JSON: ts, level, logger, msg, request_id, event and the template's key=value fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
         entry: dict = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname,
             "logger": record.name,
-            "msg": message,
+            "msg": safe_message(record),
         }
         request_id = _REQUEST_ID.get()
         if request_id:
             entry["request_id"] = request_id
-        event = _EVENT.match(message)
-        if event:
-            entry["event"] = event.group(1)
-            for key, value in _PAIR.findall(message):
-                entry.setdefault(key, _typed(value.strip("\"'")))
+        for key, value in template_fields(record).items():
+            entry.setdefault(key, value)
         for key, value in vars(record).items():  # logging's `extra=` fields
             if key not in _STD_ATTRS and not key.startswith("_"):
-                entry.setdefault(key, value)
+                entry.setdefault(key, _masked(value))
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+            entry["exc"] = redact_text(self.formatException(record.exc_info))
+        return json.dumps(entry, default=lambda value: redact_text(str(value)), ensure_ascii=False)
 
 
-class RequestIdFilter(logging.Filter):
-    """Append request_id=<id> to text-format records so both formats carry it."""
+class TextFormatter(logging.Formatter):
+    """Format records as one text line: time, level, logger, [request id], safe message."""
 
-    def filter(self, record: logging.LogRecord) -> bool:
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.message = safe_message(record)
+        record.asctime = self.formatTime(record)
         record.request_id = _REQUEST_ID.get() or "-"
-        return True
+        line = self.formatMessage(record)
+        if record.exc_info:
+            line = f"{line}\n{redact_text(self.formatException(record.exc_info))}"
+        return line
 
 
 def configure_logging(level: str, fmt: str) -> None:
     """Install one root handler writing JSON (fmt="json") or text lines to stderr."""
     handler = logging.StreamHandler()
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.addFilter(RequestIdFilter())
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_rescore", False)]:
         root.removeHandler(old)
     handler._rescore = True  # noqa: SLF001 - marks our handler so a second create_app() replaces it
     root.addHandler(handler)
     root.setLevel(level)
+
+
+def _quoted(arg: Any) -> Any:
+    if arg is None or isinstance(arg, (bool, int, float)):
+        return arg
+    text = str(arg)
+    return json.dumps(text, ensure_ascii=False) if not text or _NEEDS_QUOTES.search(text) else text
+
+
+def _field_value(conversion: str, arg: Any) -> Any:
+    if isinstance(arg, bool) or arg is None:
+        return arg
+    if isinstance(arg, (int, float)):
+        try:
+            return _typed(conversion % (arg,))
+        except (TypeError, ValueError):
+            return arg
+    return _masked(arg)
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_text(value)
+    if isinstance(value, dict):
+        return {str(k): _masked(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_masked(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return redact_text(str(value))
 
 
 def _typed(value: str):

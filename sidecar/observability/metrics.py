@@ -29,6 +29,21 @@ _TOKEN_BUCKETS = (64, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536)
 STAGE_FIELDS = {"embed": "embed_ms", "first_stage": "first_stage_ms", "queue": "queue_ms", "model": "model_ms",
                 "fusion": "fusion_ms", "rerank": "rerank_ms", "total": "took_ms"}
 DEGRADED = frozenset({"partial", "timeout", "error", "overloaded", "circuit_open"})
+# Label values are bounded: anything a caller controls maps into a fixed set, so no request can
+# create new series (each series costs memory in every worker and in Prometheus).
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"})
+RERANK_STATUSES = DEGRADED | {"ok", "skipped", "unknown"}
+OTHER = "other"
+
+
+def method_label(method: str) -> str:
+    """Return the HTTP method as a label: one of HTTP_METHODS or "other"."""
+    return method if method in HTTP_METHODS else OTHER
+
+
+def status_label(status: int) -> str:
+    """Return the HTTP status code as a label ("other" outside 100..599)."""
+    return str(status) if 100 <= status <= 599 else OTHER
 
 
 class Metrics:
@@ -84,7 +99,8 @@ class Metrics:
     # --- recording ----------------------------------------------------------------------------
 
     def observe_request(self, endpoint: str, method: str, status: int, seconds: float) -> None:
-        self.requests.labels(endpoint, method, str(status)).inc()
+        """Count one request; endpoint is the matched route's name (never the raw path)."""
+        self.requests.labels(endpoint, method_label(method), status_label(status)).inc()
         self.request_seconds.labels(endpoint).observe(seconds)
 
     def observe_error(self, error_type: str) -> None:
@@ -95,6 +111,7 @@ class Metrics:
         if not isinstance(ext, dict):
             return
         status = str(ext.get("status", "unknown"))
+        status = status if status in RERANK_STATUSES else OTHER
         experiment = ext.get("experiment")
         variant = str(experiment.get("variant", "none")) if isinstance(experiment, dict) else "none"
         self.reranks.labels(status, variant).inc()

@@ -10,7 +10,6 @@ model; `{{` and `}}` are literal braces. Templates are configured per index in
 """
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import re
@@ -19,6 +18,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
+from sidecar.rerank.cache import ByteLRU, CacheStats, hashed_key, text_size
 from sidecar.rerank.documents import get_path
 
 log = logging.getLogger(__name__)
@@ -147,10 +147,30 @@ class DocTemplateSet:
         return tuple(dict.fromkeys(f for e in chosen for f in e.template.fields))
 
 
-@functools.lru_cache(maxsize=256)
+def _template_size(template: DocTemplate) -> int:
+    return text_size(template.source) + sum(
+        120 + text_size(*line.parts, *line.fields) for line in template.lines)
+
+
+# Parsed request templates by digest of their source; sources come from requests (up to
+# MAX_TEMPLATE_CHARS each), so the cache is bounded in bytes, not in entries.
+PARSE_CACHE_BYTES = 4 * 1024 * 1024
+_PARSED: ByteLRU[DocTemplate] = ByteLRU(PARSE_CACHE_BYTES, size_of=_template_size)
+
+
 def parse_cached(source: str) -> DocTemplate:
     """DocTemplate.parse, memoized: requests carry template sources, hits need them parsed."""
-    return DocTemplate.parse(source)
+    key = hashed_key(source)
+    template = _PARSED.get(key)
+    if template is None:
+        template = DocTemplate.parse(source)
+        _PARSED.put(key, template)
+    return template
+
+
+def parse_cache_stats() -> CacheStats:
+    """Return the counters of the parsed-template cache (tests, /ready)."""
+    return _PARSED.stats()
 
 
 def template_for(hit: dict, override: str | None, templates: DocTemplateSet) -> DocTemplate | None:

@@ -54,6 +54,14 @@ class RerankerOptions:
     max_batch_size: int = 64
     # LRU score cache entries; 0 disables the cache.
     cache_size: int = 20000
+    # Bytes the score cache may hold per worker (keys are 16-byte digests, ~256 bytes an entry); 0 disables it.
+    cache_bytes: int = 64 * 1024 * 1024
+    # Redis shared by sidecar replicas for scores (e.g. redis://redis:6379/0); "" = this process only.
+    redis_url: str = ""
+    # Seconds a score stays in Redis.
+    redis_ttl_s: int = 3600
+    # Socket timeout of one Redis call; past it the search goes on with the local cache.
+    redis_timeout_s: float = 0.1
     # Maximum pending pairs in the scheduler queue before requests are refused as overloaded.
     queue_size: int = 4096
     # Rerank requests scored at once per worker (admission control, separate from the I/O threads);
@@ -83,6 +91,9 @@ class RerankerOptions:
     remote_timeout_s: float = 10.0
     # Seconds a failed remote server is skipped before it is tried again.
     remote_retry_after_s: float = 10.0
+    # ONNX Runtime's CPU memory arena (faster allocation, but worker RSS grows with every new batch
+    # shape; README "Memory"). Off by default.
+    cpu_mem_arena: bool = False
     # CPU threads for torch/onnxruntime; 0 = library default.
     num_threads: int = 0
     # Reuse the prompt+instruction+query KV cache across a query's documents (torch, quanto).
@@ -105,7 +116,7 @@ class RerankerOptions:
         _check_choice("remote_scores", self.remote_scores, REMOTE_SCORES)
         for name in ("max_length", "max_batch_size"):
             _check_min(name, getattr(self, name), 1)
-        for name in ("token_budget", "cache_size", "num_threads"):
+        for name in ("token_budget", "cache_size", "cache_bytes", "num_threads"):
             _check_min(name, getattr(self, name), 0)
         _check_min("queue_size", self.queue_size, 1)
         _check_min("rerank_slots", self.rerank_slots, 0)

@@ -12,7 +12,7 @@ from sidecar.backends import create_backend
 from sidecar.backends.base import Backend
 from sidecar.observability.logs import current_request_id
 from sidecar.observability.metrics import metrics
-from sidecar.rerank.cache import ScoreCache, cache_key
+from sidecar.rerank.cache import ScoreCache, ScoreStore, cache_keys
 from sidecar.rerank.options import RerankerOptions
 from sidecar.rerank.passages import Splitter, splitter_for
 from sidecar.rerank.prompt import PairEncoder, build_encoder
@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 STATUS_OK = "ok"
 STATUS_PARTIAL = "partial"
 STATUS_TIMEOUT = "timeout"
+# At most this much of a rerank budget (and at most 5% of it) is kept for building the answer.
+ANSWER_RESERVE_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,13 +45,15 @@ class ScoreResult:
     # Time this request waited for the scheduler and spent in model batches (0 when all cached).
     queue_ms: float = 0.0
     model_ms: float = 0.0
+    # Where cached scores came from: local | shared (Redis) | local (shared cache unavailable).
+    cache: str = "local"
 
 
 class RerankService:
     """Score documents against a query with one backend, a score cache and a scheduler."""
 
     def __init__(
-        self, *, backend: Backend, encoder: PairEncoder, scheduler: Scheduler, cache: ScoreCache, instruction: str,
+        self, *, backend: Backend, encoder: PairEncoder, scheduler: Scheduler, cache: ScoreStore, instruction: str,
         passage_tokenizer: str = "",
     ) -> None:
         self.backend = backend
@@ -74,9 +78,10 @@ class RerankService:
         encoding, queueing and scoring together end by then; what is not scored stays None.
         """
         started = time.perf_counter()
-        deadline = None if timeout_s is None else deadline_for(timeout_s)
+        # Scoring stops a little before the budget ends: the answer still has to be built and sent.
+        deadline = None if timeout_s is None else deadline_for(timeout_s) - min(ANSWER_RESERVE_S, 0.05 * timeout_s)
         instruction = instruction or self._instruction
-        keys = [cache_key(self.model, instruction, query, doc) for doc in documents]
+        keys = cache_keys(self.model, instruction, query, documents)
         scores = self._cache.get_many(keys)
         misses = [i for i, score in enumerate(scores) if score is None]
         hits = len(documents) - len(misses)
@@ -84,6 +89,8 @@ class RerankService:
         queue_ms = model_ms = 0.0
         metrics().observe_cache(hits, len(misses))
         if misses:
+            # Refused before tokenizing: an overloaded model must not cost the other requests CPU.
+            self._scheduler.admit(len(misses), sum(_token_guess(query, documents[i]) for i in misses), deadline)
             try:
                 items = self._encoder.encode(query, [documents[i] for i in misses], instruction, deadline=deadline)
             except DeadlineExceeded:  # the budget ran out while tokenizing: nothing more is scored
@@ -103,7 +110,7 @@ class RerankService:
         logger.info("rerank_scored docs=%d cache_hits=%d scored=%d status=%s took_ms=%.1f",
                     len(documents), hits, scored, status, took_ms)
         return ScoreResult(scores=scores, cache_hits=hits, scored=scored, took_ms=took_ms, model=self.model,
-                           status=status, queue_ms=queue_ms, model_ms=model_ms)
+                           status=status, queue_ms=queue_ms, model_ms=model_ms, cache=self._cache.state)
 
     def watch(self, listener: Callable[[BaseException | None], None]) -> None:
         """Report every batch's verdict (None = scored, else the model's error) to listener."""
@@ -129,22 +136,37 @@ class RerankService:
         """Warm the backend up (first-call kernels, sessions, remote reachability)."""
         started = time.perf_counter()
         self.backend.warmup()
+        # One real pair through the scheduler: admission control knows the model's speed from the
+        # first request on (a small batch costs more per token, so the first estimates err on the safe side).
+        document = " ".join(["a warm-up document about solar panels, coffee and bread"] * 8)
+        items = self._encoder.encode("warm-up query", [document] * 8, self._instruction)
+        self._scheduler.run(items, timeout_s=60)
         logger.info("rerank_warmup model=%s took_ms=%.1f", self.model, (time.perf_counter() - started) * 1e3)
 
     def health(self) -> dict[str, Any]:
         """Return backend health plus queue load and cache counters."""
         stats = self._cache.stats()
+        shared = getattr(self._cache, "shared_health", None)
         return {
             **self.backend.health(),
             "queue_load": self._scheduler.load,
             "active_requests": self._scheduler.active_requests,
-            "cache": {"size": stats.size, "capacity": stats.capacity, "hits": stats.hits, "misses": stats.misses},
+            "cache": stats.as_dict(),
+            **({"shared_cache": shared()} if shared else {}),
         }
 
     def close(self) -> None:
         """Stop the scheduler and release the backend."""
         self._scheduler.close()
         self.backend.close()
+        close = getattr(self._cache, "close", None)
+        if close:
+            close()
+
+
+def _token_guess(query: str, document: str) -> int:
+    """Return a cheap guess of a pair's tokens (about 4 characters each, at most 512 for the estimate)."""
+    return min(512, (len(query) + len(document)) // 4 + 3)
 
 
 def _status(complete: bool, scored: int) -> str:
@@ -167,7 +189,13 @@ def build_service(backend: Backend, options: RerankerOptions) -> RerankService:
         name=f"rerank-{backend.device}",
         on_batch=metrics().observe_batch,
     )
-    return RerankService(backend=backend, encoder=encoder, scheduler=scheduler, cache=ScoreCache(options.cache_size),
+    cache: ScoreStore = ScoreCache(options.cache_size, options.cache_bytes)
+    if options.redis_url:
+        from sidecar.rerank.shared_cache import TieredScoreStore
+
+        cache = TieredScoreStore(cache, options.redis_url, ttl_s=options.redis_ttl_s,
+                                 timeout_s=options.redis_timeout_s)
+    return RerankService(backend=backend, encoder=encoder, scheduler=scheduler, cache=cache,
                          instruction=options.instruction, passage_tokenizer=options.passage_tokenizer)
 
 

@@ -215,6 +215,8 @@ def rerank_window(reranker_factory: Callable[[], Any], spec: RerankSpec, window_
     info = {"model": result.model, "cache_hits": result.cache_hits, "scored": result.scored,
             "rerank_ms": round(result.took_ms, 1), "queue_ms": round(result.queue_ms, 1),
             "model_ms": round(result.model_ms, 1), "truncated": truncated}
+    if result.cache != "local":  # scores shared through Redis, or Redis down and this process alone
+        info["cache"] = result.cache
     doc_scores, best = result.scores, {}
     if split is not None:
         doc_scores, best = _passage_scores(split, result.scores, spec, window_hits, info)
@@ -225,7 +227,7 @@ def rerank_window(reranker_factory: Callable[[], Any], spec: RerankSpec, window_
     rerank = [float(doc_scores[i]) for i in scored]
     fuse_started = time.perf_counter()
     fused_list = fusion.fuse(first, rerank, method=spec.fusion, weights=spec.weights,
-                             rank_constant=spec.rank_constant)
+                             rank_constant=spec.rank_constant, temperature=spec.temperature)
     info["fusion_ms"] = round((time.perf_counter() - fuse_started) * 1000, 3)
     personal: dict[int, dict] = {}
     if spec.user_context is not None and spec.personalization:

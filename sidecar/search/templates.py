@@ -17,6 +17,8 @@ from sidecar.api.errors import BadRequest
 from sidecar.engine import Engine, engine_for_client
 from sidecar.engine.base import TEMPLATE_SUFFIX, TEMPLATES_DIR
 
+from sidecar.rerank.cache import ByteLRU, hashed_key
+
 log = logging.getLogger(__name__)
 
 # Search modes (first stages) the evaluation, /ui and the stored templates offer; each engine
@@ -122,14 +124,16 @@ class TemplateInspector:
     """Decide cheaply whether a search-template request may render a rerank block.
 
     Rendering costs an extra round trip, so the proxy renders only when the params mention
-    rerank or the template source does (stored sources are cached for `ttl_s` seconds). The
-    client is the caller client: a lookup the engine refuses the caller means "render to know".
+    rerank or the template source does. Whether a stored template mentions rerank is cached for
+    `ttl_s` seconds under a digest of its id, within cache_bytes (RESCORE_TEMPLATE_CACHE_BYTES):
+    ids come from requests and may be long or made up. The client is the caller client: a lookup
+    the engine refuses the caller means "render to know".
     """
 
-    def __init__(self, client: OpenSearch, ttl_s: float = 30.0) -> None:
+    def __init__(self, client: OpenSearch, ttl_s: float = 30.0, cache_bytes: int = 1024 * 1024) -> None:
         self._client = client
         self._ttl_s = ttl_s
-        self._sources: dict[str, tuple[float, bool]] = {}
+        self._sources: ByteLRU[tuple[float, bool]] = ByteLRU(cache_bytes)
 
     def may_rerank(self, template_request: dict) -> bool:
         params = template_request.get("params")
@@ -143,7 +147,8 @@ class TemplateInspector:
 
     def _stored_mentions_rerank(self, template_id: str) -> bool:
         now = time.monotonic()
-        cached = self._sources.get(template_id)
+        key = hashed_key(template_id)
+        cached = self._sources.get(key)
         if cached and now - cached[0] < self._ttl_s:
             return cached[1]
         try:
@@ -155,5 +160,5 @@ class TemplateInspector:
                 # to read scripts: render it (as the caller too), and let the rendered body decide.
                 return True
             mentions = False
-        self._sources[template_id] = (now, mentions)
+        self._sources.put(key, (now, mentions))
         return mentions

@@ -118,3 +118,69 @@ def test_scheduler_reports_queue_wait_and_model_time():
     # The second request waited behind the first batch (>= 0.1 s) and then ran its own (>= 0.05 s).
     assert outcome.queue_ms >= 100 and 45 <= outcome.model_ms < 1000
     assert [b.size for b in batches] == [2, 3] and batches[1].tokens == 30 and batches[1].padded_tokens == 30
+
+
+# --- log hygiene and bounded labels (issue 16 item 7) -------------------------------------------
+
+from sidecar.config import Settings  # noqa: E402
+from sidecar.observability.logs import TextFormatter  # noqa: E402
+from sidecar.observability.redact import redact_text, redact_url  # noqa: E402
+
+ACCESS = "request method=%s path=%s endpoint=%s status=%d duration_ms=%.1f bytes=%s remote=%s"
+
+
+def test_request_data_cannot_overwrite_or_add_fields():
+    path = '/x status=200 endpoint=admin.health level=DEBUG request_id=forged" extra=1\nFAKE line'
+    record = _record(ACCESS, "GET", path, "proxy.passthrough", 401, 1.25, 10, "127.0.0.1")
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["status"] == 401 and entry["endpoint"] == "proxy.passthrough" and entry["level"] == "INFO"
+    assert entry["path"] == path and "extra" not in entry and "request_id" not in entry
+    assert entry["duration_ms"] == 1.2  # "%.1f" % 1.25
+    assert json.dumps(path)[1:-1] in entry["msg"]  # quoted inside the message
+    text = TextFormatter().format(_record(ACCESS, "GET", path, "proxy.passthrough", 401, 1.0, 10, "-"))
+    assert "\n" not in text and "status=401" in text and 'path="/x status=200' in text
+
+
+def test_literal_pairs_and_plain_arguments_still_make_fields():
+    entry = json.loads(JsonFormatter().format(_record("rerank_failed status=error error=%s: %s", "Boom", "x=1 y")))
+    assert entry["event"] == "rerank_failed" and entry["status"] == "error" and entry["error"] == "Boom"
+    assert "x" not in entry and "y" not in entry
+
+
+def test_url_credentials_are_masked_in_messages_fields_and_exceptions():
+    assert redact_url("https://admin:pa@ss@es.example:9200/x") == "https://***@es.example:9200/x"
+    assert redact_url("http://127.0.0.1:9200") == "http://127.0.0.1:9200"
+    assert redact_text("see x@y and http://u:p@h/") == "see x@y and http://***@h/"
+    try:
+        raise ConnectionError("cannot reach http://admin:hunter2@10.0.0.1:9200/_search")
+    except ConnectionError:
+        import sys
+
+        record = logging.LogRecord("t", logging.ERROR, __file__, 1, "forward_failed url=%s", ("http://a:hunter2@h/",),
+                                   sys.exc_info())
+    record.upstream = "http://admin:hunter2@h:9200"
+    for formatter in (JsonFormatter(), TextFormatter()):
+        line = formatter.format(record)
+        assert "hunter2" not in line and "***@" in line
+
+
+def test_settings_mask_url_credentials_and_secrets():
+    settings = Settings.from_env({}, opensearch_url="https://admin:hunter2@os:9200", opensearch_password="pw",
+                                 api_keys="k1")
+    redacted = json.dumps(settings.redacted())
+    assert "hunter2" not in redacted and '"pw"' not in redacted and "k1" not in redacted
+    assert "hunter2" not in repr(settings)
+
+
+def test_metric_labels_stay_bounded_for_random_methods_and_statuses():
+    metrics = Metrics()
+    for n in range(300):
+        metrics.observe_request("proxy.passthrough", f"M{n}", 200 + n, 0.01)
+        metrics.observe_rerank({"status": f"s{n}", "experiment": {"variant": "control"}})
+    series = [k for k in _samples(metrics) if k.startswith("rescore_http_requests_total")]
+    methods = {json.loads(k[len("rescore_http_requests_total"):])["method"] for k in series}
+    assert methods == {"other"}
+    assert len(series) <= 400  # statuses 200..499 and "other"; no method or path dimension growth
+    statuses = {json.loads(k[len("rescore_rerank_requests_total"):])["status"]
+                for k in _samples(metrics) if k.startswith("rescore_rerank_requests_total")}
+    assert statuses == {"other"}
