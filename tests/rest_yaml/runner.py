@@ -459,9 +459,7 @@ def _truthy(value: Any) -> bool:
 
 def assert_step(ctx: Context, kind: str, args: Any) -> None:
     if kind in ("is_true", "is_false"):
-        path = ctx.stash.replace(args) if isinstance(args, str) and args.startswith("$") and "." not in args \
-            else args
-        value = evaluate(ctx.response, path if isinstance(path, str) else str(path), ctx.stash)
+        value = evaluate(ctx.response, str(args), ctx.stash)  # '$body' / '$name' resolve in evaluate
         if (kind == "is_true") != _truthy(value):
             raise StepFailed(f"{kind} {args!r}: value is {_short(value)}")
         return

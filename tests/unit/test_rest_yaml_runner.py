@@ -52,6 +52,8 @@ def test_assertions():
     assert_step(ctx, "contains", {"list": {"name": "a"}})
     assert_step(ctx, "close_to", {"f": {"value": 0.49, "error": 0.02}})
     assert_step(ctx, "is_false", "missing")
+    ctx.stash.body = ctx.response
+    assert_step(ctx, "is_true", "$body")
     with pytest.raises(StepFailed):
         assert_step(ctx, "match", {"count": 4})
     with pytest.raises(StepFailed):
