@@ -40,7 +40,7 @@ def read_jsonl(path: Path) -> list[dict]:
 def read_opensearch(url: str, index: str, experiment: str | None) -> list[dict]:
     """Return the stored feedback events of one index (optionally one experiment)."""
     from sidecar.search.feedback_store import FeedbackStore
-    from sidecar.search.opensearch import ConnectionInfo, make_client
+    from sidecar.engine.client import ConnectionInfo, make_client
 
     settings = Settings.from_env()
     info = ConnectionInfo(url=url, user=settings.opensearch_user, password=settings.opensearch_password,

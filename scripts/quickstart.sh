@@ -9,6 +9,8 @@ cd "$root"
 export OPENSEARCH_PORT=${OPENSEARCH_PORT:-9200}
 export RESCORE_PORT=${RESCORE_PORT:-8080}
 export RESCORE_OPENSEARCH_URL=${RESCORE_OPENSEARCH_URL:-http://127.0.0.1:$OPENSEARCH_PORT}
+# The demo's rerank policy: searches on the demo index are reranked without asking (README "Rerank policies").
+export RESCORE_POLICIES_FILE=${RESCORE_POLICIES_FILE-$root/demo/policies.yaml}
 run_dir=${RESCORE_RUN_DIR:-/tmp/rescore-sidecar-$RESCORE_PORT}
 pidfile=$run_dir/gunicorn.pid
 
@@ -42,5 +44,5 @@ for _ in $(seq 1 300); do
 done
 curl -fsS "http://127.0.0.1:$RESCORE_PORT/ready" >&2 || { tail -n 40 "$run_dir/sidecar.log" >&2; exit 1; }
 echo >&2
-"$venv/bin/python" scripts/demo_query.py --sidecar "http://127.0.0.1:$RESCORE_PORT" --index demo "${1:-repair flat bicycle tire}"
+"$venv/bin/python" scripts/demo_query.py --sidecar "http://127.0.0.1:$RESCORE_PORT" --index demo ${1:+"$1"}
 echo "quickstart: OpenSearch on :$OPENSEARCH_PORT and the sidecar on :$RESCORE_PORT are still running; stop them with: bash scripts/quickstart.sh stop" >&2

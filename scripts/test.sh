@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Run the whole test suite on a fresh machine: Python deps, OpenSearch from Maven Central, pytest.
+# Run the whole test suite on a fresh machine: Python deps, OpenSearch and Elasticsearch from Maven Central, pytest.
 # Extra arguments go to pytest (e.g. scripts/test.sh -k proxy).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 venv=$(bash scripts/setup_env.sh)
 bash scripts/opensearch.sh install
+bash scripts/elasticsearch.sh install
 # Debian packages the tests run as real processes; nothing is downloaded at run time:
 # chromium + chromium-driver (tests/e2e browser test), redis-server (tests/integration/test_shared_cache.py).
 need_packages=()

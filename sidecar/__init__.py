@@ -22,7 +22,8 @@ class Services:
         from sidecar.rerank import doc_text
         from sidecar.rerank.breaker import CircuitBreaker
         from sidecar.search.feedback_store import FeedbackStore
-        from sidecar.search.opensearch import ConnectionInfo, OpenSearchGateway, make_client
+        from sidecar.engine.client import ConnectionInfo, OpenSearchGateway, make_client
+        from sidecar.search.policies import IndexResolver, PolicySet, load_policies
         from sidecar.search.query_understanding import build_pipeline
         from sidecar.search.syntax import RerankDefaults
         from sidecar.search.templates import TemplateInspector
@@ -63,6 +64,10 @@ class Services:
         self.experiments = (load_config(settings.experiments_file, base=settings.reranker,
                                         max_window=settings.max_window_size)
                             if settings.experiments_file else ExperimentConfig())
+        # A bad policies file stops the start-up: the error names the file and the path inside it.
+        self.policies = (load_policies(settings.policies_file, self.rerank_defaults)
+                         if settings.policies_file else PolicySet())
+        self.index_resolver = IndexResolver(self.client)
         self.feedback = FeedbackStore(self.client, settings.feedback_index)
         self._lock = threading.Lock()
         self._embedder = None
@@ -146,7 +151,8 @@ class Services:
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app: the only place where services are wired together."""
-    from sidecar.api import admin, auth, feedback, openapi, proxy, rerank_compat, rescore, search, ui
+    from sidecar.api import (admin, auth, elastic_compat, feedback, openapi, proxy, request_body, rerank_compat,
+                             rescore, response_format, search, ui)
     from sidecar.api.errors import register_error_handlers
 
     from sidecar.observability import http as observability_http
@@ -154,8 +160,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     from sidecar.observability import tracing
     from sidecar.observability.logs import configure_logging
 
+    from sidecar import memtrim
+
     settings = settings or Settings.from_env()
     configure_logging(settings.log_level, settings.log_format)
+    memtrim.start(settings.malloc_trim_s)
     observability_metrics.configure(settings.metrics_dir, settings.eval_metrics_file)
     tracing.configure(settings.tracing)
     app = Flask(__name__)
@@ -163,8 +172,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     services = Services(settings)
     app.extensions["rescore"] = services
     register_error_handlers(app)
+    response_format.install(app)
     observability_http.install(app)
+    request_body.install(app)
     auth.install(app)
+    elastic_compat.install(app)
     app.register_blueprint(admin.bp)
     app.register_blueprint(rescore.bp)
     app.register_blueprint(feedback.bp)

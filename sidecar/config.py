@@ -45,6 +45,11 @@ class Settings:
     opensearch_ca_certs: str = ""
     # Timeout of one call to OpenSearch, in seconds.
     opensearch_timeout_s: float = 30.0
+    # Elasticsearch clients in front of OpenSearch (README "Elasticsearch clients"): X-Elastic-Product on
+    # every response, compatible-with media types mapped to plain JSON/NDJSON, and on GET / from an
+    # Elastic client (x-elastic-client-meta) the client's own version, OpenSearch's kept in
+    # version.distribution_version. Like OpenSearch's compatibility.override_main_response_version.
+    elastic_client_compat: bool = True
     # Address and port gunicorn binds.
     host: str = "127.0.0.1"
     port: int = 8080
@@ -106,6 +111,10 @@ class Settings:
     # A/B experiments (README "Experiments and feedback"): JSON file of experiments and variants,
     # validated at start-up (empty = no experiments).
     experiments_file: str = ""
+    # Rerank policies (README "Rerank policies"): YAML or JSON file of rules that rerank searches of
+    # clients that do not ask for it (Kibana, Dashboards, unchanged apps); validated at start-up
+    # (empty = none).
+    policies_file: str = ""
     # OpenSearch index that POST /v1/feedback writes click events to (created on first use with
     # es_templates/index/feedback.json).
     feedback_index: str = "rescore-feedback"
@@ -127,6 +136,9 @@ class Settings:
     # Bytes of the per-worker cache of stored search-template lookups (keys are digests of the
     # template ids; README "Memory").
     template_cache_bytes: int = 1024 * 1024
+    # Seconds between malloc_trim(0) calls in each worker, which hand freed heap memory back to the
+    # OS (glibc keeps it otherwise; README "Memory"); 0 = never.
+    malloc_trim_s: float = 10.0
     # Load the reranker model at start-up (false: only when first used).
     preload_model: bool = True
     # Reranker engine options (RESCORE_BACKEND, RESCORE_MODEL, ...; see sidecar/rerank/options.py).
@@ -148,6 +160,8 @@ class Settings:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} has an empty key (check the commas)")
         if self.template_cache_bytes < 0:
             raise SettingsError(f"{ENV_PREFIX}TEMPLATE_CACHE_BYTES must be >= 0")
+        if self.malloc_trim_s < 0:
+            raise SettingsError(f"{ENV_PREFIX}MALLOC_TRIM_S must be >= 0")
         if self.circuit_failures < 0 or self.circuit_cooldown_s <= 0:
             raise SettingsError(f"{ENV_PREFIX}CIRCUIT_FAILURES must be >= 0 and {ENV_PREFIX}CIRCUIT_COOLDOWN_S > 0")
         if self.opensearch_timeout_s <= 0:
@@ -160,6 +174,8 @@ class Settings:
             raise SettingsError(f"{ENV_PREFIX}MAX_TEXT_CHARS must be >= 1")
         if self.experiments_file and not os.path.isfile(self.experiments_file):
             raise SettingsError(f"{ENV_PREFIX}EXPERIMENTS_FILE is not a file: {self.experiments_file}")
+        if self.policies_file and not os.path.isfile(self.policies_file):
+            raise SettingsError(f"{ENV_PREFIX}POLICIES_FILE is not a file: {self.policies_file}")
         if not _valid_index_name(self.feedback_index):
             raise SettingsError(f"{ENV_PREFIX}FEEDBACK_INDEX must be a valid OpenSearch index name (lowercase, "
                                 f"no spaces or \\/*?\"<>|,#:, not starting with _ - +), got {self.feedback_index!r}")

@@ -19,6 +19,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+def pytest_collection_modifyitems(items) -> None:
+    """Run the tests that wipe the shared OpenSearch (REST YAML suite) after all others."""
+    items.sort(key=lambda item: item.get_closest_marker("wipes_cluster") is not None)
+
+
 def free_port() -> int:
     """Return a TCP port that is free on 127.0.0.1 right now."""
     with socket.socket() as sock:
@@ -60,6 +65,45 @@ def opensearch_url() -> str:
         yield f"http://127.0.0.1:{port}"
     finally:
         subprocess.run(["bash", script, "stop"], env=env, capture_output=True, text=True)
+
+
+def start_elasticsearch(port: int, transport_port: int, **env_overrides: str) -> dict[str, str]:
+    """Start a real single-node Elasticsearch with scripts/elasticsearch.sh; return the env to stop it with."""
+    env = {
+        **os.environ,
+        "ELASTICSEARCH_PORT": str(port),
+        "ELASTICSEARCH_TRANSPORT_PORT": str(transport_port),
+        "ELASTICSEARCH_HEAP": os.environ.get("ELASTICSEARCH_HEAP", "512m"),
+        **env_overrides,
+    }
+    started = subprocess.run(["bash", str(ROOT / "scripts" / "elasticsearch.sh"), "start"],
+                             env=env, capture_output=True, text=True)
+    if started.returncode != 0:
+        pytest.fail(f"Elasticsearch did not start:\n{started.stdout}\n{started.stderr}")
+    return env
+
+
+def stop_elasticsearch(env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(ROOT / "scripts" / "elasticsearch.sh"), "stop"],
+                          env=env, capture_output=True, text=True)
+
+
+@pytest.fixture(scope="session")
+def elasticsearch_url() -> str:
+    """A real single-node Elasticsearch (security off) on a random free port, stopped at the end.
+
+    Set RESCORE_TEST_ELASTICSEARCH_URL to reuse an already running cluster instead.
+    """
+    existing = os.environ.get("RESCORE_TEST_ELASTICSEARCH_URL")
+    if existing:
+        yield existing
+        return
+    port = free_port()
+    env = start_elasticsearch(port, free_port())
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_elasticsearch(env)
 
 
 @pytest.fixture(scope="session")

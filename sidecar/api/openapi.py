@@ -187,7 +187,9 @@ _RERANK_EXT = {
     "properties": {
         "status": {"type": "string",
                    "enum": ["ok", "partial", "timeout", "error", "overloaded", "circuit_open", "skipped"]},
-        "window": {"type": "integer"},
+        "window": {"type": "integer", "description": "Hits reranked (at most window_size)."},
+        "window_size": {"type": "integer", "description": "The window asked for (request, policy or default)."},
+        "policy": {"type": "string", "description": "The rerank policy (RESCORE_POLICIES_FILE) that reranked it."},
         "fusion": {"type": "string"},
         "model": {"type": "string"},
         "scored": {"type": "integer"},

@@ -1,11 +1,29 @@
 """Drop-in proxy: every request the sidecar does not serve itself goes to OpenSearch unchanged."""
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from flask import Blueprint, Response, current_app, request
 
 bp = Blueprint("proxy", __name__)
 
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
+_RAW_SAFE = "".join(chr(c) for c in range(33, 127))  # printable ASCII, '%' included: escapes stay as sent
 _METHODS = ["GET", "POST", "PUT", "DELETE", "HEAD", "PATCH", "OPTIONS"]
+
+
+def raw_path() -> str:
+    """Return the request path exactly as the client sent it (percent-encoding preserved).
+
+    Werkzeug decodes the path (`%3Clogstash-%7Bnow%2FM%7D%3E` -> `<logstash-{now/M}>`, whose `/`
+    then splits the index name); the WSGI server's RAW_URI/REQUEST_URI keeps the original.
+    """
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or ""
+    path = raw.partition("?")[0].partition("#")[0]
+    if not path.startswith("/"):  # absent, or an absolute-form target: rebuild from the decoded path
+        return quote(request.path, safe=_PATH_SAFE)
+    # WSGI strings are latin-1 decoded bytes: percent-encode raw non-ASCII bytes and spaces, keep the rest.
+    return quote(path, safe=_RAW_SAFE, encoding="latin-1")
 
 
 def forward_current_request() -> Response:
@@ -17,7 +35,7 @@ def forward_current_request() -> Response:
         headers = [(k, v) for k, v in headers if k.lower() != "authorization"]
     upstream = services.gateway.forward(
         request.method,
-        request.path,
+        raw_path(),
         request.query_string,
         headers,
         request.get_data(cache=True),

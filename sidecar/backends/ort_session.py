@@ -13,6 +13,9 @@ def create_session(model_file: str | Path, options: RerankerOptions) -> ort.Infe
     """Open a session with full graph optimization on the device the options ask for."""
     session_options = ort.SessionOptions()
     session_options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # ORT's CPU arena keeps every block it grew to for each new batch shape (varying batch sizes and
+    # lengths): +400 MB per worker within minutes and still growing in the soak. Off by default.
+    session_options.enable_cpu_mem_arena = options.cpu_mem_arena
     if options.num_threads:
         session_options.intra_op_num_threads = options.num_threads
     return ort.InferenceSession(str(model_file), session_options, providers=_providers(options.device))

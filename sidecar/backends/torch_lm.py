@@ -60,6 +60,11 @@ def left_pad(batch: list[EncodedPair], pad_id: int) -> tuple[torch.Tensor, torch
     return ids, mask, positions
 
 
+def cache_tensors(cache: Any) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
+    """Return a DynamicCache's (key, value) per layer; transformers 4.56+ and 5.x keep them in `layers`."""
+    return tuple((layer.keys, layer.values) for layer in cache.layers)
+
+
 class TorchLMBackend(Backend):
     """Score Qwen3-Reranker prompts with a transformers causal LM."""
 
@@ -182,7 +187,7 @@ class TorchLMBackend(Backend):
             return cached
         ids = torch.tensor([prefix], dtype=torch.long, device=self._device)
         out = self._decoder(input_ids=ids, use_cache=True)
-        kv = tuple((k, v) for k, v in out.past_key_values.to_legacy_cache())
+        kv = cache_tensors(out.past_key_values)
         self._prefix_kv[prefix] = kv
         while len(self._prefix_kv) > PREFIX_CACHE_ENTRIES:
             self._prefix_kv.popitem(last=False)

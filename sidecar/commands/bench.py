@@ -24,6 +24,7 @@ EPILOG = """examples:
   rescore bench --quick                                  # tiny random Qwen3 + MiniLM, a few minutes on CPU
   rescore bench --json bench-cpu.json                    # tiny and small random Qwen3 + MiniLM
   rescore bench --device cuda --arch qwen3-8b --random-weights --json bench-gpu.json
+  rescore bench --device cuda --dry-run                  # the GPU path on CPU, tiny model (CI)
 
 The table goes to stdout (one row per model x workload x engine); --json writes the same records
 with pairs_per_s, p50_ms, p99_ms and speedup_vs_naive. Progress bars on interactive stderr only."""
@@ -40,11 +41,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="random models and ONNX exports, reused across runs")
     parser.add_argument("--threads", type=non_negative_int, default=0, help="CPU threads (0 = library default)")
     parser.add_argument("--skip-cross-encoder", action="store_true")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="with --device cuda: run the GPU benchmark's code path on the CPU with the tiny "
+                             "random Qwen3 and one short window per workload (what CI runs)")
 
 
 def run(args: argparse.Namespace) -> int:
-    default_arch = "qwen3-8b" if args.device == "cuda" else ("tiny" if args.quick else "tiny,small")
+    if args.dry_run and args.device != "cuda":
+        raise UsageError("--dry-run rehearses the GPU path: use it with --device cuda")
+    default_arch = "qwen3-8b" if args.device == "cuda" and not args.dry_run else ("tiny" if args.quick or args.dry_run
+                                                                                  else "tiny,small")
     archs = (args.arch or default_arch).split(",")
+    if args.dry_run and "qwen3-8b" in archs:
+        raise UsageError("--dry-run runs on the CPU: use --arch tiny or small")
     if args.device == "cuda" and "qwen3-8b" in archs and not args.random_weights:
         raise UsageError("--arch qwen3-8b needs --random-weights (the real weights cannot be fetched here)")
     if args.device == "cpu" and "qwen3-8b" in archs:
@@ -62,8 +71,15 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     records: list[bench.Record] = []
     if args.device == "cuda":
+        device = "cpu" if args.dry_run else "cuda"
         for arch in archs:
-            records += bench.bench_gpu(arch, bench.gpu_workloads(args.quick))
+            done = list(records)
+
+            def save(rows: list[bench.Record], done: list[bench.Record] = done) -> None:
+                if args.json:  # rewritten after every row: a run cut short by a time limit keeps its rows
+                    args.json.write_text(json.dumps([asdict(r) for r in done + rows], indent=2))
+
+            records += bench.bench_gpu(arch, bench.gpu_workloads(args.quick, dry_run=args.dry_run), device, save)
     else:
         args.work_dir.mkdir(parents=True, exist_ok=True)
         for arch in archs:

@@ -15,7 +15,7 @@ from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from sidecar.config import Settings, SettingsError
 from sidecar.observability.redact import redact_url
 from sidecar.rerank.options import OptionsError
-from sidecar.search.opensearch import ConnectionInfo, make_client
+from sidecar.engine.client import ConnectionInfo, make_client
 
 
 class UsageError(Exception):

@@ -11,7 +11,10 @@ EPILOG = """examples:
   rescore install-ml-pipeline --sidecar-url http://sidecar:8080 --index demo   # index default pipeline
   rescore install-ml-pipeline --sidecar-url http://sidecar:8080 --fields title,text --pipeline my-rerank
 
-Also sets the ML Commons cluster settings that admit a local endpoint (trusted connector regex)."""
+Also sets the ML Commons cluster settings that admit a local endpoint (trusted connector regex).
+The pipeline reranks only searches that carry ext.rerank.query_context; others (Dashboards, plain
+apps) are answered in first-stage order (the processor has ignore_failure). To rerank those,
+send them through the sidecar with a rerank policy (RESCORE_POLICIES_FILE, README "Rerank policies")."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -54,6 +54,7 @@ class OnnxEmbedder:
             if not path.is_file():
                 raise EmbedderUnavailable(f"embedding model file {path} is missing: {MISSING_MODEL_HINT}")
         options = ort.SessionOptions()
+        options.enable_cpu_mem_arena = False  # the arena keeps a block per query length seen (README "Memory")
         if num_threads:
             options.intra_op_num_threads = num_threads
         started = time.perf_counter()

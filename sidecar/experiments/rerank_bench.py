@@ -72,6 +72,7 @@ class Record:
     max_abs_diff: float | None
     spearman_vs_naive: float | None = None
     mfu: float | None = None
+    peak_memory_gb: float | None = None
 
 
 def make_workload(name: str, *, k: int, windows: int, seed: int, lengths: tuple[int, int]) -> Workload:
@@ -96,12 +97,20 @@ def cpu_workloads(quick: bool, arch: str) -> list[Workload]:
     return [top50, top100]
 
 
-def gpu_workloads(quick: bool) -> list[Workload]:
-    """Return the fixed-length GPU workloads: top-50 x 256 and top-100 x 512 tokens."""
+def gpu_workloads(quick: bool, *, dry_run: bool = False) -> list[Workload]:
+    """Return the GPU workloads: top-50 x 256 words (~256 tokens) and top-100 of mixed 30-400 words.
+
+    dry_run: one short window of each shape, for the CPU rehearsal of the GPU path.
+    """
+    if dry_run:
+        return [
+            make_workload("top50x256", k=8, windows=1, seed=256, lengths=(32, 32)),
+            make_workload("top100-mixed", k=12, windows=1, seed=100, lengths=(5, 60)),
+        ]
     count = 2 if quick else 5
     return [
         make_workload("top50x256", k=50, windows=count, seed=256, lengths=(256, 256)),
-        make_workload("top100x512", k=100, windows=count, seed=512, lengths=(512, 512)),
+        make_workload("top100-mixed", k=100, windows=count, seed=100, lengths=(30, 400)),
     ]
 
 
@@ -124,7 +133,7 @@ def measure(fn: NaiveFn, workload: Workload, sync: Callable[[], None],
 
 def record(model: str, workload: Workload, engine: str, latencies: list[float], *, naive_pps: float | None,
            diff: float | None, rho: float | None = None, flops_per_s: float | None = None,
-           peak: float | None = None) -> Record:
+           peak: float | None = None, memory_gb: float | None = None) -> Record:
     """Summarise latencies into a Record."""
     pps = workload.pairs / (sum(latencies) / 1e3)
     return Record(
@@ -134,6 +143,7 @@ def record(model: str, workload: Workload, engine: str, latencies: list[float], 
         max_abs_diff=None if diff is None else float(f"{diff:.3g}"),
         spearman_vs_naive=None if rho is None else round(rho, 4),
         mfu=None if flops_per_s is None or not peak else round(flops_per_s / peak, 3),
+        peak_memory_gb=None if memory_gb is None else round(memory_gb, 2),
     )
 
 
@@ -320,25 +330,55 @@ def bench_cpu_cross_encoder(workloads: list[Workload], threads: int) -> list[Rec
 # ---- GPU --------------------------------------------------------------------------------------
 
 
-def matmul_peak_flops(dtype) -> float:
-    """Measure achievable bf16 matmul FLOP/s on this GPU (8192^3, best of 20)."""
-    import torch
+class Accelerator:
+    """The device a GPU-path benchmark runs on: synchronisation, matmul peak and peak memory.
 
-    n = 8192
-    a = torch.randn(n, n, device="cuda", dtype=dtype)
-    b = torch.randn(n, n, device="cuda", dtype=dtype)
-    for _ in range(3):
-        a @ b
-    torch.cuda.synchronize()
-    best = float("inf")
-    for _ in range(20):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        a @ b
-        end.record()
-        torch.cuda.synchronize()
-        best = min(best, start.elapsed_time(end) / 1e3)
-    return 2 * n**3 / best
+    On "cpu" (the dry run that keeps the GPU script from rotting) the same code path runs with
+    no-op synchronisation, a small matmul for the peak and no memory figure.
+    """
+
+    def __init__(self, device: str) -> None:
+        import torch
+
+        self.device = device
+        self._torch = torch
+        self.cuda = device == "cuda"
+
+    def sync(self) -> None:
+        if self.cuda:
+            self._torch.cuda.synchronize()
+
+    def reset_peak_memory(self) -> None:
+        if self.cuda:
+            self._torch.cuda.reset_peak_memory_stats()
+
+    def peak_memory_gb(self) -> float | None:
+        return self._torch.cuda.max_memory_allocated() / 2**30 if self.cuda else None
+
+    def fp8_supported(self) -> bool:
+        return self.cuda and self._torch.cuda.get_device_capability() >= (8, 9)
+
+    def release(self) -> None:
+        gc.collect()
+        if self.cuda:
+            self._torch.cuda.empty_cache()
+
+    def matmul_peak_flops(self, dtype) -> float:
+        """Measure achievable matmul FLOP/s in dtype (8192^3 on GPU, 512^3 on CPU; best of 20)."""
+        torch = self._torch
+        n = 8192 if self.cuda else 512
+        a = torch.randn(n, n, device=self.device, dtype=dtype)
+        b = torch.randn(n, n, device=self.device, dtype=dtype)
+        for _ in range(3):
+            a @ b
+        self.sync()
+        best = float("inf")
+        for _ in range(20 if self.cuda else 3):
+            started = time.perf_counter()
+            a @ b
+            self.sync()
+            best = min(best, time.perf_counter() - started)
+        return 2 * n**3 / best
 
 
 def forward_flops(config, tokens_per_seq: list[int]) -> float:
@@ -351,8 +391,13 @@ def forward_flops(config, tokens_per_seq: list[int]) -> float:
     return per_token * sum(tokens_per_seq) + attention
 
 
-def bench_gpu(arch: str, workloads: list[Workload]) -> list[Record]:
-    """bf16 naive vs engine bf16 / quanto int8 / quanto fp8 on a random-weight model built on the GPU."""
+def bench_gpu(arch: str, workloads: list[Workload], device: str = "cuda",
+              sink: Callable[[list[Record]], None] | None = None) -> list[Record]:
+    """bf16 naive vs engine bf16 (+shared prefix) / quanto int8 / quanto fp8 on a random-weight model.
+
+    The model is built directly on the device. device="cpu" is the dry run of this same path.
+    sink, when given, receives the records so far after each one, so a run cut short keeps its rows.
+    """
     import torch
     from transformers import AutoTokenizer
 
@@ -362,42 +407,47 @@ def bench_gpu(arch: str, workloads: list[Workload]) -> list[Record]:
     from sidecar.rerank.random_models import build_random_qwen3, qwen_tokenizer_dir
     from sidecar.rerank.service import build_service
 
-    sync = torch.cuda.synchronize
-    peak = matmul_peak_flops(torch.bfloat16)
-    logger.info("bf16_matmul_peak tflops=%.1f", peak / 1e12)
+    acc = Accelerator(device)
+    peak = acc.matmul_peak_flops(torch.bfloat16)
+    logger.info("bf16_matmul_peak device=%s tflops=%.3f", device, peak / 1e12)
     tokenizer_path = qwen_tokenizer_dir() / "tokenizer.json"
     tokenizer = AutoTokenizer.from_pretrained(qwen_tokenizer_dir(), padding_side="left")
     label = model_label(arch)
-    model = build_random_qwen3(arch, dtype="bfloat16", device="cuda")
+    acc.reset_peak_memory()
+    model = build_random_qwen3(arch, dtype="bfloat16", device=device)
     config = model.config
-    naive = naive_qwen3(model, tokenizer, "cuda")
+    naive = naive_qwen3(model, tokenizer, device)
     records: list[Record] = []
     naive_runs: dict[str, list[list[float]]] = {}
     lengths: dict[str, list[int]] = {}
-    base = RerankerOptions(backend="torch", model=label, device="cuda", dtype="bfloat16", cache_size=0,
+    base = RerankerOptions(backend="torch", model=label, device=device, dtype="bfloat16", cache_size=0,
                            max_batch_size=128, shared_prefix=False)
     encoder = Qwen3PromptEncoder(load_tokenizer(tokenizer_path), max_length=8192)
     for workload in workloads:
         lengths[workload.name] = [i.cost for w in workload.windows for i in encoder.encode(w.query, w.documents,
                                                                                               DEFAULT_INSTRUCTION)]
-        scores, lat = measure(naive, workload, sync, "naive-torch-bf16")
+        scores, lat = measure(naive, workload, acc.sync, "naive-torch-bf16")
         naive_runs[workload.name] = scores
         flops = forward_flops(config, lengths[workload.name]) / (sum(lat) / 1e3)
         records.append(record(label, workload, "naive-torch-bf16", lat, naive_pps=None, diff=0.0,
-                              flops_per_s=flops, peak=peak))
+                              flops_per_s=flops, peak=peak, memory_gb=acc.peak_memory_gb()))
+        if sink:
+            sink(records)
     del naive
     engines: list[tuple[str, type, RerankerOptions]] = [
         ("engine-torch-bf16", TorchLMBackend, base),
         ("engine-torch-bf16-shared-prefix", TorchLMBackend, replace(base, shared_prefix=True)),
         ("engine-quanto-int8", QuantoLMBackend, replace(base, backend="quanto", quantization="int8")),
     ]
-    if torch.cuda.get_device_capability() >= (8, 9):
+    if acc.fp8_supported():
         engines.append(("engine-quanto-fp8", QuantoLMBackend, replace(base, backend="quanto", quantization="fp8")))
     for name, cls, options in engines:
         if model is None:
-            model = build_random_qwen3(arch, dtype="bfloat16", device="cuda")
+            acc.release()
+            model = build_random_qwen3(arch, dtype="bfloat16", device=device)
+        acc.reset_peak_memory()
         try:
-            service = build_service(cls(model, tokenizer_path=tokenizer_path, options=options, device="cuda"),
+            service = build_service(cls(model, tokenizer_path=tokenizer_path, options=options, device=device),
                                     options)
             service.warmup()
         except Exception:  # one unsupported engine (e.g. a quanto kernel) must not lose the other rows
@@ -406,16 +456,18 @@ def bench_gpu(arch: str, workloads: list[Workload]) -> list[Record]:
         finally:
             model = None  # quantization mutates it; the next engine builds a fresh one (same seed)
         for workload in workloads:
-            scores, lat = measure(engine_fn(service), workload, sync, name)
+            scores, lat = measure(engine_fn(service), workload, acc.sync, name)
             naive_pps = naive_rate(records, workload)
             flops = forward_flops(config, lengths[workload.name]) / (sum(lat) / 1e3)
             records.append(record(label, workload, name, lat, naive_pps=naive_pps,
                                   diff=max_diff(scores, naive_runs[workload.name]),
-                                  rho=spearman(scores, naive_runs[workload.name]), flops_per_s=flops, peak=peak))
+                                  rho=spearman(scores, naive_runs[workload.name]), flops_per_s=flops, peak=peak,
+                                  memory_gb=acc.peak_memory_gb()))
+            if sink:
+                sink(records)
         service.close()
         del service
-        gc.collect()
-        torch.cuda.empty_cache()
+        acc.release()
     return records
 
 
@@ -425,12 +477,13 @@ def bench_gpu(arch: str, workloads: list[Workload]) -> list[Record]:
 def format_table(records: list[Record]) -> str:
     """Render one aligned row per record."""
     header = f"{'model':<30} {'workload':<14} {'engine':<32} {'pairs/s':>9} {'p50_ms':>9} {'p99_ms':>9} " \
-             f"{'speedup':>8} {'max|diff|':>10} {'rho':>7} {'mfu':>6}"
+             f"{'speedup':>8} {'max|diff|':>10} {'rho':>7} {'mfu':>6} {'mem_gb':>7}"
     lines = [header, "-" * len(header)]
     for r in records:
         diff = "-" if r.max_abs_diff is None else f"{r.max_abs_diff:.2e}"
         mfu = "-" if r.mfu is None else f"{r.mfu:.3f}"
         rho = "-" if r.spearman_vs_naive is None else f"{r.spearman_vs_naive:.4f}"
+        mem = "-" if r.peak_memory_gb is None else f"{r.peak_memory_gb:.1f}"
         lines.append(f"{r.model:<30} {r.workload:<14} {r.engine:<32} {r.pairs_per_s:>9.1f} {r.p50_ms:>9.1f} "
-                     f"{r.p99_ms:>9.1f} {r.speedup_vs_naive:>7.2f}x {diff:>10} {rho:>7} {mfu:>6}")
+                     f"{r.p99_ms:>9.1f} {r.speedup_vs_naive:>7.2f}x {diff:>10} {rho:>7} {mfu:>6} {mem:>7}")
     return "\n".join(lines)

@@ -152,7 +152,6 @@ def stop(proc: subprocess.Popen) -> None:
 def _client(url: str, index: str, texts: list[str], max_chars: int, seed: int, until: float,
             state: SoakState) -> None:
     rng = random.Random(seed)
-    session = requests.Session()
     serial = seed * 10_000_000
     while time.monotonic() < until:
         serial += 1
@@ -160,7 +159,8 @@ def _client(url: str, index: str, texts: list[str], max_chars: int, seed: int, u
         method, path, body = request_for(kind, index, make_query(rng, texts, max_chars, serial), serial)
         headers = {"Content-Type": "application/x-ndjson" if kind == "msearch" else "application/json"}
         try:
-            response = session.request(method, url + path, data=body, headers=headers, timeout=120)
+            # A new connection per request, so the kernel spreads them over every worker.
+            response = requests.request(method, url + path, data=body, headers=headers, timeout=120)
             status = response.status_code
             expected = 404 if kind == "template_unknown" else 200
             problem = None if status == expected else f"{kind} -> {status}: {response.text[:200]}"
@@ -176,9 +176,10 @@ def _client(url: str, index: str, texts: list[str], max_chars: int, seed: int, u
 def run_soak(opensearch: str, index: str, *, seconds: float, warmup_s: float, clients: int = 3, workers: int = 2,
              port: int = 18480, max_query_chars: int = 20000, corpus: Path | None = None,
              sample_every_s: float = 5.0, env_overrides: dict[str, str] | None = None,
-             log_path: Path = Path("/tmp/rescore-soak.log")) -> dict:
+             log_path: Path | None = None) -> dict:
     """Run the soak and return its report (RSS at warm-up end and at the end, growth, traffic)."""
     texts = load_texts(corpus)
+    log_path = log_path or Path(os.environ.get("TMPDIR", "/tmp")) / f"rescore-soak-{port}.log"
     proc = start_sidecar(opensearch, port, workers, env_overrides or {}, log_path)
     url = f"http://127.0.0.1:{port}"
     state = SoakState()

@@ -65,6 +65,10 @@ class Metrics:
         self.reranks = Counter("rescore_rerank_requests_total",
                                "Rerank outcomes by status (ok, partial, timeout, error, overloaded, "
                                "circuit_open, skipped) and experiment variant", ["status", "variant"], registry=reg)
+        self.policy_searches = Counter("rescore_policy_searches_total",
+                                       "Searches a rerank policy covered, by policy and outcome (a rerank status "
+                                       "such as ok/timeout/error, or skipped_<reason>)", ["policy", "outcome"],
+                                       registry=reg)
         self.degraded = Counter("rescore_degraded_total",
                                 "Searches answered in (partly) first-stage order, by reason", ["reason"],
                                 registry=reg)
@@ -117,6 +121,10 @@ class Metrics:
             value = ext.get(key)
             if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
                 self.stage_seconds.labels(stage).observe(value / 1000)
+
+    def observe_policy(self, policy: str, outcome: str) -> None:
+        """Count one search a policy covered (labels: the policy's name, a bounded outcome)."""
+        self.policy_searches.labels(policy, outcome).inc()
 
     def observe_stage(self, stage: str, seconds: float) -> None:
         self.stage_seconds.labels(stage).observe(seconds)

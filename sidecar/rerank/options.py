@@ -16,7 +16,9 @@ QUANTIZATIONS = {
     "quanto": ("auto", "int8", "fp8"),
     "remote": ("auto", "none"),
 }
-REMOTE_APIS = ("vllm", "tei", "cohere")
+REMOTE_APIS = ("vllm", "tei", "cohere", "sglang")
+REMOTE_PROMPTS = ("none", "qwen3")
+REMOTE_SCORES = ("auto", "raw", "probability")
 DEFAULT_LM_MODEL = "Qwen/Qwen3-Reranker-8B"
 # Measured on 2 CPU cores: batches of ~2k padded tokens ran 1.4-2x faster than 16k (cache locality).
 CPU_TOKEN_BUDGET = 2048
@@ -66,12 +68,25 @@ class RerankerOptions:
     instruction: str = DEFAULT_INSTRUCTION
     # Where exported/quantized ONNX models are cached, keyed by model, revision and quantization.
     onnx_cache_dir: str = "~/.cache/rescore-sidecar/onnx"
-    # Base URL of the remote rerank server (remote backend only), e.g. http://127.0.0.1:8000.
+    # Base URL(s) of the remote rerank servers (remote backend only), comma-separated, e.g.
+    # http://gpu-1:8000,http://gpu-2:8000: calls go round-robin; a failed server is skipped.
     remote_url: str = ""
-    # Remote request shape: vllm (/score) | tei (/rerank) | cohere (/v1/rerank).
+    # Remote request shape: vllm (/score) | tei (/rerank) | cohere (/v1/rerank) | sglang (/v1/rerank + instruct).
     remote_api: str = "vllm"
+    # Prompt the sidecar applies for the remote model: none (raw query/document) | qwen3 (the official
+    # Qwen3-Reranker prompt, split into query and document text as vLLM/TEI expect; SGLang formats it
+    # itself from the instruction).
+    remote_prompt: str = "none"
+    # What the server's scores are: raw logits | probability (mapped back to logits) | auto (by API:
+    # tei raw, vllm/cohere/sglang probability).
+    remote_scores: str = "auto"
     # Timeout of one remote HTTP call in seconds.
     remote_timeout_s: float = 10.0
+    # Seconds a failed remote server is skipped before it is tried again.
+    remote_retry_after_s: float = 10.0
+    # ONNX Runtime's CPU memory arena (faster allocation, but worker RSS grows with every new batch
+    # shape; README "Memory"). Off by default.
+    cpu_mem_arena: bool = False
     # CPU threads for torch/onnxruntime; 0 = library default.
     num_threads: int = 0
     # Reuse the prompt+instruction+query KV cache across a query's documents (torch, quanto).
@@ -90,6 +105,8 @@ class RerankerOptions:
         _check_choice("dtype", self.dtype, DTYPES)
         _check_choice("quantization", self.quantization, QUANTIZATIONS[self.backend])
         _check_choice("remote_api", self.remote_api, REMOTE_APIS)
+        _check_choice("remote_prompt", self.remote_prompt, REMOTE_PROMPTS)
+        _check_choice("remote_scores", self.remote_scores, REMOTE_SCORES)
         for name in ("max_length", "max_batch_size"):
             _check_min(name, getattr(self, name), 1)
         for name in ("token_budget", "cache_size", "cache_bytes", "num_threads"):
@@ -99,12 +116,23 @@ class RerankerOptions:
             raise OptionsError(f"max_length (RESCORE_MAX_LENGTH) must be >= 64, got {self.max_length}")
         if self.remote_timeout_s <= 0:
             raise OptionsError(f"remote_timeout_s (RESCORE_REMOTE_TIMEOUT_S) must be > 0, got {self.remote_timeout_s}")
-        if self.backend == "remote" and not self.remote_url:
+        if self.remote_retry_after_s < 0:
+            raise OptionsError(f"remote_retry_after_s (RESCORE_REMOTE_RETRY_AFTER_S) must be >= 0, "
+                               f"got {self.remote_retry_after_s}")
+        if self.backend == "remote" and not self.remote_urls:
             raise OptionsError("remote_url (RESCORE_REMOTE_URL) is required with backend=remote")
+        for url in self.remote_urls:
+            if not url.startswith(("http://", "https://")):
+                raise OptionsError(f"remote_url (RESCORE_REMOTE_URL) entries must be http(s) URLs, got {url!r}")
         if not self.instruction.strip():
             raise OptionsError("instruction (RESCORE_INSTRUCTION) must not be empty")
         if self.passage_tokenizer and not Path(self.passage_tokenizer).expanduser().is_file():
             raise OptionsError(f"passage_tokenizer (RESCORE_PASSAGE_TOKENIZER) is not a file: {self.passage_tokenizer}")
+
+    @property
+    def remote_urls(self) -> tuple[str, ...]:
+        """Return the remote servers' base URLs (remote_url split on commas, trailing / removed)."""
+        return tuple(url.strip().rstrip("/") for url in self.remote_url.split(",") if url.strip())
 
     @property
     def is_causal_lm(self) -> bool:

@@ -29,6 +29,17 @@ def qwen3_body(instruction: str, query: str, document: str) -> str:
     return f"<Instruct>: {instruction}\n<Query>: {query}\n<Document>: {document}"
 
 
+def qwen3_text_pair(instruction: str, query: str, document: str) -> tuple[str, str]:
+    """Return the whole Qwen3-Reranker prompt as (query text, document text) for servers that score text.
+
+    vLLM and TEI score a Qwen3-Reranker as a pair (text_1, text_2) and join the two without special
+    tokens, so the query side carries prefix, instruction and query and the document side carries the
+    document and suffix: together exactly QWEN3_PREFIX + qwen3_body(...) + QWEN3_SUFFIX.
+    """
+    return (f"{QWEN3_PREFIX}<Instruct>: {instruction}\n<Query>: {query}\n",
+            f"<Document>: {document}{QWEN3_SUFFIX}")
+
+
 class PairEncoder(Protocol):
     """Encodes the documents of one query for a backend."""
 

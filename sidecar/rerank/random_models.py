@@ -121,8 +121,10 @@ def _init_weights(model: Any, *, std: float) -> None:
             else:
                 param.normal_(0.0, std)
         for module in model.modules():
-            if hasattr(module, "inv_freq") and hasattr(module, "rope_init_fn"):
-                inv_freq, scaling = module.rope_init_fn(module.config, module.inv_freq.device)
-                module.inv_freq = inv_freq  # stays float32 whatever the weights' dtype
-                module.original_inv_freq = inv_freq
-                module.attention_scaling = scaling
+            if hasattr(module, "inv_freq") and hasattr(module, "config"):
+                # to_empty() left the rotary buffers uninitialised; a fresh module of the same class
+                # computes them (transformers 4.5x names the function rope_init_fn, 5.x does not).
+                fresh = type(module)(module.config)
+                module.inv_freq = fresh.inv_freq.to(module.inv_freq.device)  # float32 whatever the weights' dtype
+                module.original_inv_freq = fresh.original_inv_freq.to(module.inv_freq.device)
+                module.attention_scaling = fresh.attention_scaling

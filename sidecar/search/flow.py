@@ -12,8 +12,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from opensearchpy import OpenSearch
+from opensearchpy.client.utils import _make_path
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import TransportError
 
@@ -24,7 +26,7 @@ from sidecar.rerank import passages
 from sidecar.rerank.doc_text import template_fields, template_for
 from sidecar.rerank.documents import apply_source_filter, hit_text, plan_source
 from sidecar.search import fusion, personalization
-from sidecar.search.opensearch import OpenSearchUnavailable
+from sidecar.engine.client import OpenSearchUnavailable
 from sidecar.search.syntax import RerankSpec, fit_texts
 
 log = logging.getLogger(__name__)
@@ -84,7 +86,7 @@ def search_with_rerank(client: OpenSearch, reranker_factory: Callable[[], Any], 
         body["_source"] = source.send
 
     with tracing.span("first_stage", index=index or "", size=body["size"]):
-        response = _first_stage(client, index, body, params)
+        response = first_stage(client, index, body, params)
     first_ms = (time.perf_counter() - started) * 1000
     hits: list[dict] = response.get("hits", {}).get("hits", [])
     window_hits = hits[:window]
@@ -116,6 +118,7 @@ def search_with_rerank(client: OpenSearch, reranker_factory: Callable[[], Any], 
     ext["rerank"] = {
         "status": outcome.status,
         "window": len(window_hits),
+        "window_size": spec.window_size,
         "fusion": spec.fusion,
         "first_stage_ms": round(first_ms, 1),
         "took_ms": round(total_ms, 1),
@@ -279,9 +282,17 @@ def request_ext(spec: RerankSpec, info: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _first_stage(client: OpenSearch, index: str | None, body: dict, params: dict[str, str]) -> dict:
+def first_stage(client: OpenSearch, index: str | None, body: dict, params: dict[str, str]) -> dict:
+    """Run the first-stage search with the caller's query parameters sent verbatim.
+
+    opensearch-py's transport would take `timeout`, `request_timeout` and `ignore` as its own
+    (socket timeout, ignored statuses): the query string is built here so the engine sees and
+    judges every parameter exactly as a direct call would (search timeout; unknown-parameter 400).
+    """
+    path = _make_path(index, "_search")
+    query = urlencode(params)
     try:
-        return client.search(index=index, body=body, params=params)
+        return client.transport.perform_request("POST", f"{path}?{query}" if query else path, body=body)
     except OSConnectionError as exc:
         raise OpenSearchUnavailable(f"OpenSearch unreachable: {exc.error}") from exc
     except TransportError as exc:

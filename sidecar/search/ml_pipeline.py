@@ -2,7 +2,10 @@
 
 With the pipeline set as an index's `index.search.default_pipeline`, every search that carries
 `ext.rerank.query_context` — from any client or dashboard, straight to OpenSearch — comes back
-reranked by the sidecar's `/v1/rerank`.
+reranked by the sidecar's `/v1/rerank`. Searches without it (Dashboards, plain apps, the sidecar's
+own first stage) make OpenSearch's rerank processor fail; the pipeline sets `ignore_failure`, so
+they are answered in first-stage order instead of with HTTP 500. To rerank searches that cannot
+carry `ext.rerank`, point the clients at the sidecar with a rerank policy (RESCORE_POLICIES_FILE).
 """
 from __future__ import annotations
 

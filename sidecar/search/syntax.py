@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,6 +113,8 @@ def plan_search(body: dict | None, defaults: RerankDefaults) -> SearchPlan:
         raw = ext.pop("rerank")
         if not ext:
             body.pop("ext")
+        if raw is False:  # the request opts out of a rerank policy; the engine must not see it
+            return SearchPlan(body, None, {})
         spec = _from_ext(raw, original, defaults)
         return SearchPlan(body, spec, {})
     if "rescore" in body:
@@ -121,12 +124,18 @@ def plan_search(body: dict | None, defaults: RerankDefaults) -> SearchPlan:
     return SearchPlan(body, None, {})
 
 
+def opts_out(body: Any) -> bool:
+    """Return whether a parsed search body says `"ext": {"rerank": false}` (no policy rerank)."""
+    ext = body.get("ext") if isinstance(body, dict) else None
+    return isinstance(ext, dict) and ext.get("rerank") is False
+
+
 def wants_rerank(body: Any) -> bool:
     """Return whether a parsed search body asks for reranking in any supported syntax."""
     if not isinstance(body, dict):
         return False
     ext = body.get("ext")
-    if isinstance(ext, dict) and "rerank" in ext:
+    if isinstance(ext, dict) and "rerank" in ext and ext["rerank"] is not False:
         return True
     retriever = body.get("retriever")
     if isinstance(retriever, dict) and "text_similarity_reranker" in retriever:
@@ -329,15 +338,16 @@ def _spec(raw: dict, query_text: Any, body: dict, defaults: RerankDefaults, wher
         raise ValidationFailed(f"fusion must be one of {', '.join(FUSIONS)}", field=f"{where}.fusion")
     weights = raw.get("weights", list(defaults.weights))
     if (not isinstance(weights, list) or len(weights) != 2
-            or not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in weights)
-            or sum(weights) <= 0):
-        raise ValidationFailed("weights must be two non-negative numbers [first_stage, rerank] with a positive sum",
+            or not all(_finite_number(w) and w >= 0 for w in weights)
+            or not 0 < sum(float(w) for w in weights) < float("inf")):
+        raise ValidationFailed("weights must be two finite non-negative numbers [first_stage, rerank] with a "
+                               "positive finite sum",
                                field=f"{where}.weights")
     rank_constant = raw.get("rank_constant", defaults.rank_constant)
-    if not isinstance(rank_constant, int) or isinstance(rank_constant, bool) or rank_constant < 1:
-        raise ValidationFailed("rank_constant must be a positive integer", field=f"{where}.rank_constant")
+    if not isinstance(rank_constant, int) or isinstance(rank_constant, bool) or not 1 <= rank_constant < 2**31:
+        raise ValidationFailed("rank_constant must be a positive 32-bit integer", field=f"{where}.rank_constant")
     min_score = raw.get("min_score")
-    if min_score is not None and (not isinstance(min_score, (int, float)) or isinstance(min_score, bool)):
+    if min_score is not None and not _finite_number(min_score):
         raise ValidationFailed("min_score must be a number", field=f"{where}.min_score")
     timeout_ms = raw.get("timeout_ms", defaults.timeout_ms)
     if not isinstance(timeout_ms, int) or isinstance(timeout_ms, bool) or timeout_ms < 1:
@@ -418,6 +428,16 @@ def _doc_template(raw: Any, templates: DocTemplateSet, field: str) -> tuple[str 
         return DocTemplate.parse(raw).source, templates
     except TemplateError as exc:
         raise ValidationFailed(f"doc_template: {exc}", field=field) from None
+
+
+def _finite_number(value: Any) -> bool:
+    """Return whether value is a JSON number that is a finite double (not a bool, not 1e400, not 10**400)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
 
 
 def _require_object(value: Any, field: str) -> None:

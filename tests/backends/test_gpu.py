@@ -1,7 +1,12 @@
-"""CUDA paths: bf16 torch and quanto int8/fp8 against CPU fp32 (skipped without a GPU)."""
+"""CUDA paths: bf16 torch and quanto int8/fp8 against CPU fp32 (skipped without a GPU).
+
+scripts/gpu_check.sh --dry-run sets RESCORE_GPU_CHECK_DEVICE=cpu: the same tests then run the
+bf16 / quanto paths on the CPU (fp8 skipped), so the GPU check cannot rot between GPU loans.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -9,7 +14,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+DEVICE = os.environ.get("RESCORE_GPU_CHECK_DEVICE", "cuda")
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(DEVICE == "cuda" and not torch.cuda.is_available(),
+                                                   reason="needs CUDA")]
 
 
 def spearman(a, b) -> float:
@@ -39,13 +47,13 @@ def cpu_reference(lm_options, pairs_100):
 def test_cuda_backend_keeps_the_ranking(lm_options, pairs_100, cpu_reference, changes) -> None:
     from sidecar.rerank.service import build_reranker
 
-    if changes.get("quantization") == "fp8" and torch.cuda.get_device_capability() < (8, 9):
-        pytest.skip("fp8 needs compute capability >= 8.9")
-    svc = build_reranker(replace(lm_options, device="cuda", cache_size=0, **changes))
+    if changes.get("quantization") == "fp8" and (DEVICE != "cuda" or torch.cuda.get_device_capability() < (8, 9)):
+        pytest.skip("fp8 needs a CUDA device of compute capability >= 8.9")
+    svc = build_reranker(replace(lm_options, device=DEVICE, cache_size=0, **changes))
     try:
         svc.warmup()
         scores = svc.score(*pairs_100).scores
     finally:
         svc.close()
-    assert svc.backend.device == "cuda"
+    assert svc.backend.device == DEVICE
     assert spearman(scores, cpu_reference) >= 0.9

@@ -49,3 +49,23 @@ def test_installer_is_idempotent(os_client, sidecar_url, native_index):
     first = install_ml_rerank(os_client, sidecar_url, index=native_index, pipeline_id="rescore-native-test")
     second = install_ml_rerank(os_client, sidecar_url, index=native_index, pipeline_id="rescore-native-test")
     assert first.model_id == second.model_id and first.connector_id == second.connector_id
+
+
+def test_index_default_pipeline_never_breaks_plain_searches(opensearch_url, sidecar_url, native_index):
+    """After install_ml_rerank(index=...) a search without ext.rerank answers 200 in first-stage order."""
+    settings = requests.get(f"{opensearch_url}/{native_index}/_settings", timeout=30).json()
+    assert settings[native_index]["settings"]["index"]["search"]["default_pipeline"] == "rescore-native-test"
+    dashboards = {"query": {"bool": {"filter": [{"multi_match": {"type": "best_fields", "query": "solar",
+                                                                  "lenient": True}}]}}, "size": 30}
+    for body in (BROAD, dashboards, {"query": {"match_all": {}}}):
+        plain = requests.post(f"{opensearch_url}/{native_index}/_search", json=body, timeout=60)
+        assert plain.status_code == 200, plain.text
+        direct = requests.post(f"{opensearch_url}/{native_index}/_search?search_pipeline=_none", json=body,
+                               timeout=60).json()
+        assert [h["_id"] for h in plain.json()["hits"]["hits"]] == [h["_id"] for h in direct["hits"]["hits"]]
+    # The sidecar strips ext.rerank before its first stage: that search must work on this index too.
+    own = {**BROAD, "ext": {"rerank": {"query_context": {"query_text": QUERY}, "fusion": "replace"}}}
+    through = requests.post(f"{sidecar_url}/{native_index}/_search", json=own, timeout=120)
+    assert through.status_code == 200, through.text
+    assert through.json()["ext"]["rerank"]["status"] == "ok"
+    assert through.json()["hits"]["hits"][0]["_id"] == "solar"

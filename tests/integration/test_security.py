@@ -12,7 +12,7 @@ import requests
 
 from sidecar import create_app
 from sidecar.config import Settings
-from sidecar.search.opensearch import ConnectionInfo, OpenSearchGateway, OpenSearchUnavailable, make_client
+from sidecar.engine.client import ConnectionInfo, OpenSearchGateway, OpenSearchUnavailable, make_client
 from tests.conftest import free_port, start_sidecar, stop_process
 from tests.servers import RecordingServer
 

@@ -28,6 +28,7 @@ KEY_FLAGS = {
     "bench": ["--device", "--json", "--arch", "--random-weights", "--quick"],
     "install-ml-pipeline": ["--sidecar-url", "--index", "--pipeline", "--fields"],
     "loadtest": ["--sidecar", "--opensearch", "--index", "--clients", "--seconds", "--json"],
+    "soak": ["--opensearch", "--index", "--corpus", "--minutes", "--warmup-s", "--max-growth-pct", "--json"],
 }
 # The scripts stay thin wrappers with their old flags (README, DESIGN.md §7, docker-compose call them).
 SCRIPT_FLAGS = {
@@ -37,6 +38,7 @@ SCRIPT_FLAGS = {
     "evaluate.py": KEY_FLAGS["evaluate"] + ["--runs-out"],
     "bench_rerank.py": KEY_FLAGS["bench"],
     "loadtest.py": KEY_FLAGS["loadtest"],
+    "soak.py": KEY_FLAGS["soak"],
 }
 
 

@@ -1,4 +1,4 @@
-"""The only module that talks to OpenSearch: a structured client and a raw pass-through gateway."""
+"""Talking to the engine (OpenSearch or Elasticsearch): a structured client and a raw pass-through gateway."""
 from __future__ import annotations
 
 import logging
@@ -9,6 +9,7 @@ import requests
 from opensearchpy import OpenSearch, Transport
 
 from sidecar.observability import tracing
+from sidecar.engine.wait import read_timeout_s
 from sidecar.observability.logs import current_request_id
 from sidecar.observability.redact import redact_url
 
@@ -124,35 +125,45 @@ class OpenSearchGateway:
 
     def forward(self, method: str, path: str, query_string: bytes, headers: list[tuple[str, str]],
                 body: bytes) -> RawResponse:
-        """Send one request to OpenSearch and return its response without decoding the body."""
+        """Send one request to OpenSearch and return its response without decoding the body.
+
+        `path` is sent as given (the caller passes the raw, still percent-encoded path). Nothing
+        is added that changes the engine's answer: no X-Opaque-Id (OpenSearch deduplicates
+        deprecation warnings per opaque id); the request id goes to the log line instead. The read
+        timeout covers whatever the request asks the engine to wait (sidecar.engine.wait).
+        """
         url = self.url_for(path)
         if query_string:
             url = f"{url}?{query_string.decode('latin-1')}"
         out_headers = {k: v for k, v in headers if k.lower() not in _HOP_BY_HOP}
         # requests adds "Accept-Encoding: gzip" by default; only ask for what the client asked for.
         out_headers.setdefault("Accept-Encoding", "identity")
-        out_headers.update(correlation_headers(out_headers))
+        parent = tracing.traceparent()
+        if parent and not any(k.lower() == "traceparent" for k in out_headers):
+            out_headers["traceparent"] = parent
         if self._info.user and not any(k.lower() == "authorization" for k in out_headers):
             auth = self._info.auth
         else:
             auth = None
+        read_timeout = read_timeout_s(self._info.timeout_s, method, path, query_string)
+        prepared = self._session.prepare_request(
+            requests.Request(method, url, data=body or None, headers=out_headers, auth=auth))
+        prepared.url = url  # requests would re-quote the path; keep the caller's encoding byte for byte
         started = time.perf_counter()
         try:
-            resp = self._session.request(
-                method, url, data=body or None, headers=out_headers, auth=auth, stream=True,
-                timeout=self._info.timeout_s,
-                verify=self._info.verify,
-                allow_redirects=False,
-            )
+            resp = self._session.send(prepared, stream=True, timeout=(self._info.timeout_s, read_timeout),
+                                      verify=self._info.verify, allow_redirects=False)
         except requests.RequestException as exc:
             raise OpenSearchUnavailable(f"{type(exc).__name__} talking to OpenSearch at {redact_url(self._base)}") from exc
         try:
             raw = resp.raw.read(decode_content=False)
         finally:
             resp.close()
-        kept = [(k, v) for k, v in resp.raw.headers.items() if k.lower() not in _HOP_BY_HOP]
-        log.debug("forward method=%s path=%s status=%d ms=%.1f", method, path, resp.status_code,
-                  (time.perf_counter() - started) * 1000)
+        # A HEAD answer has no body to recompute Content-Length from: keep the engine's.
+        dropped = _HOP_BY_HOP - {"content-length"} if method.upper() == "HEAD" else _HOP_BY_HOP
+        kept = [(k, v) for k, v in resp.raw.headers.items() if k.lower() not in dropped]
+        log.debug("forward method=%s path=%s status=%d ms=%.1f opaque_id=%s", method, path, resp.status_code,
+                  (time.perf_counter() - started) * 1000, current_request_id() or "-")
         return RawResponse(status=resp.status_code, headers=kept, body=raw)
 
     def ping(self) -> bool:
