@@ -5,6 +5,9 @@
 #
 # Usage: scripts/opensearch.sh install|start|stop|status
 #        scripts/opensearch.sh start [-Esetting=value ...]   (extra node settings)
+#        scripts/opensearch.sh cluster-start|cluster-stop N  (an N-node cluster on loopback:
+#          HTTP ports OPENSEARCH_PORT..+N-1, transport ports OPENSEARCH_TRANSPORT_PORT (a single
+#          port, default HTTP port + 100)..+N-1; prints the nodes' URLs, comma-separated)
 #
 # Environment (all optional):
 #   OPENSEARCH_PORT            HTTP port (default 9200); binds 127.0.0.1 only
@@ -431,13 +434,20 @@ prepare_run_dir() {
   cat >>"$RUN_DIR/config/opensearch.yml" <<EOF
 
 # --- per-instance settings (scripts/opensearch.sh start) ---
-cluster.name: rescore-opensearch-$PORT
+cluster.name: ${OPENSEARCH_CLUSTER_NAME:-rescore-opensearch-$PORT}
 node.name: rescore-node-$PORT
 http.port: $PORT
 transport.port: $(transport_port)
 path.data: $RUN_DIR/data
 path.logs: $RUN_DIR/logs
 EOF
+  if [[ -n "${OPENSEARCH_SEED_HOSTS:-}" ]]; then  # a node of cluster-start: discover the others
+    sed -i '/^discovery.type: single-node/d' "$RUN_DIR/config/opensearch.yml"
+    cat >>"$RUN_DIR/config/opensearch.yml" <<EOF
+discovery.seed_hosts: [$OPENSEARCH_SEED_HOSTS]
+cluster.initial_cluster_manager_nodes: [$OPENSEARCH_INITIAL_MANAGERS]
+EOF
+  fi
   sed -i \
     -e "s#^\(.*\)-XX:HeapDumpPath=data#\1-XX:HeapDumpPath=$RUN_DIR/data#" \
     -e "s#-XX:ErrorFile=logs/#-XX:ErrorFile=$RUN_DIR/logs/#" \
@@ -482,6 +492,10 @@ do_start() {
     echo $! >"$RUN_DIR/opensearch.pid"
   )
 
+  if [[ "${OPENSEARCH_NO_WAIT:-0}" == 1 ]]; then  # cluster-start waits for all nodes together
+    echo "$URL"
+    return 0
+  fi
   local deadline=$((SECONDS + START_TIMEOUT)) status="" launcher
   launcher=$(cat "$RUN_DIR/opensearch.pid")
   while (( SECONDS < deadline )); do
@@ -522,6 +536,51 @@ do_status() {
   return 1
 }
 
+# An N-node cluster on loopback, one instance of this script per node.
+cluster_nodes() {
+  local n=$1 i tbase=${OPENSEARCH_TRANSPORT_PORT:-$((PORT + 100))}
+  [[ "$n" =~ ^[1-9][0-9]*$ ]] || die "cluster-start/cluster-stop need a node count, got '$n'"
+  [[ "$tbase" =~ ^[0-9]+$ ]] || die "cluster mode needs OPENSEARCH_TRANSPORT_PORT to be one port (the first node's)"
+  for ((i = 0; i < n; i++)); do echo "$((PORT + i)) $((tbase + i))"; done
+}
+
+do_cluster_start() {
+  local n=${1:-} seeds="" managers="" urls="" port tport deadline health=""
+  do_install
+  while read -r port tport; do
+    seeds+="${seeds:+, }\"127.0.0.1:$tport\""
+    managers+="${managers:+, }\"rescore-node-$port\""
+  done < <(cluster_nodes "$n")
+  while read -r port tport; do
+    OPENSEARCH_PORT=$port OPENSEARCH_TRANSPORT_PORT=$tport OPENSEARCH_RUN_DIR=/tmp/rescore-opensearch-$port \
+      OPENSEARCH_CLUSTER_NAME=rescore-cluster-$PORT OPENSEARCH_SEED_HOSTS=$seeds \
+      OPENSEARCH_INITIAL_MANAGERS=$managers OPENSEARCH_NO_WAIT=1 bash "$SCRIPT_DIR/opensearch.sh" start >/dev/null \
+      || { do_cluster_stop "$n"; die "node on port $port did not start"; }
+    urls+="${urls:+,}http://127.0.0.1:$port"
+  done < <(cluster_nodes "$n")
+  deadline=$((SECONDS + START_TIMEOUT))
+  while (( SECONDS < deadline )); do
+    health=$(curl -s -m 10 "$URL/_cluster/health?wait_for_nodes=$n&wait_for_status=yellow&timeout=5s" || true)
+    if [[ "$health" == *'"timed_out":false'* ]]; then
+      log "cluster of $n nodes is up after ${SECONDS}s: $urls"
+      echo "$urls"
+      return 0
+    fi
+    sleep 1
+  done
+  log "the $n-node cluster did not form within ${START_TIMEOUT}s (last answer: ${health:-none})"
+  print_log_tail
+  do_cluster_stop "$n"
+  exit 1
+}
+
+do_cluster_stop() {
+  local n=${1:-} port tport
+  while read -r port tport; do
+    OPENSEARCH_PORT=$port OPENSEARCH_RUN_DIR=/tmp/rescore-opensearch-$port bash "$SCRIPT_DIR/opensearch.sh" stop || true
+  done < <(cluster_nodes "$n")
+}
+
 main() {
   local cmd=${1:-}
   [[ $# -gt 0 ]] && shift
@@ -530,7 +589,9 @@ main() {
     start)   do_start "$@" ;;
     stop)    do_stop ;;
     status)  do_status ;;
-    *) echo "usage: $0 install|start|stop|status" >&2; exit 2 ;;
+    cluster-start) do_cluster_start "$@" ;;
+    cluster-stop)  do_cluster_stop "$@" ;;
+    *) echo "usage: $0 install|start|stop|status|cluster-start N|cluster-stop N" >&2; exit 2 ;;
   esac
 }
 

@@ -35,11 +35,18 @@ class Services:
             password=settings.opensearch_password,
             verify_certs=settings.opensearch_verify_certs,
             ca_certs=settings.opensearch_ca_certs,
+        retry_after_s=settings.opensearch_retry_after_s,
+        discover=settings.opensearch_discover,
             timeout_s=settings.opensearch_timeout_s,
         )
         self.gateway = OpenSearchGateway(self.connection)
+        if settings.opensearch_discover:
+            self.gateway.discover()
+        # The service account: the sidecar's own bookkeeping only (README "Identity").
         self.client = make_client(self.connection)
-        self.template_inspector = TemplateInspector(self.client, cache_bytes=settings.template_cache_bytes)
+        # Calls made for the caller being served carry the caller's credentials, never the sidecar's.
+        self.caller_client = make_client(self.connection, as_caller=True)
+        self.template_inspector = TemplateInspector(self.caller_client, cache_bytes=settings.template_cache_bytes)
         self.breaker = CircuitBreaker(failures=settings.circuit_failures, cooldown_s=settings.circuit_cooldown_s)
         self.rerank_defaults = RerankDefaults(
             window_size=settings.rerank_window_size,
@@ -68,7 +75,8 @@ class Services:
         self.policies = (load_policies(settings.policies_file, self.rerank_defaults)
                          if settings.policies_file else PolicySet())
         self.index_resolver = IndexResolver(self.client)
-        self.feedback = FeedbackStore(self.client, settings.feedback_index)
+        # Events are written as the sidecar (its own index); reports read them as the caller.
+        self.feedback = FeedbackStore(self.client, settings.feedback_index, reader=self.caller_client)
         self._lock = threading.Lock()
         self._embedder = None
         self._reranker = None
@@ -151,7 +159,7 @@ class Services:
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app: the only place where services are wired together."""
-    from sidecar.api import (admin, auth, elastic_compat, feedback, openapi, proxy, request_body, rerank_compat,
+    from sidecar.api import (admin, allowlist, auth, elastic_compat, feedback, openapi, proxy, request_body, rerank_compat,
                              rescore, response_format, search, ui)
     from sidecar.api.errors import register_error_handlers
 
@@ -176,6 +184,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     observability_http.install(app)
     request_body.install(app)
     auth.install(app)
+    allowlist.install(app, blueprints=frozenset({search.bp.name, proxy.bp.name}))
     elastic_compat.install(app)
     app.register_blueprint(admin.bp)
     app.register_blueprint(rescore.bp)

@@ -20,6 +20,12 @@ ENV_PREFIX = "RESCORE_"
 _SECRET_MARKERS = ("password", "api_key", "secret", "token_secret", "credential")
 
 
+# Groups of engine REST APIs that RESCORE_PROXY_ALLOW opens (sidecar/api/allowlist.py classifies
+# requests; README "Identity and the pass-through allowlist" lists what is in each).
+PROXY_GROUPS = ("search", "read", "document", "index_admin", "cluster_admin", "plugins", "snapshot",
+                "scripts", "wildcard_delete")
+DEFAULT_PROXY_ALLOW = "search,read,document"
+
 # PassageOptions field -> the variable that sets it.
 _PASSAGE_VARS = {"enabled": f"{ENV_PREFIX}PASSAGES", "max_tokens": f"{ENV_PREFIX}PASSAGE_MAX_TOKENS",
                  "overlap": f"{ENV_PREFIX}PASSAGE_OVERLAP", "aggregate": f"{ENV_PREFIX}PASSAGE_AGGREGATE",
@@ -34,8 +40,13 @@ class SettingsError(ValueError):
 class Settings:
     """Everything the sidecar needs to start; built once and passed to create_app()."""
 
-    # Base URL of the OpenSearch cluster the proxy and the search flow talk to.
+    # Base URL of the OpenSearch cluster the proxy and the search flow talk to; several nodes
+    # comma-separated (requests are spread over them, reads retried on another node).
     opensearch_url: str = "http://127.0.0.1:9200"
+    # Learn the cluster's other HTTP nodes from GET /_nodes/http at start (and after a failure).
+    opensearch_discover: bool = False
+    # Seconds a node that failed is skipped before it is tried again.
+    opensearch_retry_after_s: float = 10.0
     # Basic-auth user and password towards OpenSearch (empty = none).
     opensearch_user: str = ""
     opensearch_password: str = ""
@@ -56,12 +67,20 @@ class Settings:
     # gunicorn worker processes and threads per worker (the model is loaded once per worker).
     workers: int = 1
     threads: int = 8
-    # Bearer keys (comma-separated) for the sidecar's own endpoints: /v1/*, /v2/rerank, /rerank, /score
-    # (empty = open). /health and /ready stay open for probes.
+    # Keys (comma-separated) for the sidecar's own endpoints: /v1/*, /v2/rerank, /rerank, /score
+    # (empty = open), sent as "Authorization: Bearer <key>" or "X-Rescore-Api-Key: <key>".
+    # /health, /ready and /metrics stay open for probes.
     api_keys: str = ""
-    # Bearer keys (comma-separated) for the proxied and search endpoints (everything sent on to
-    # OpenSearch; empty = open). When set, the client's Authorization header is not forwarded.
+    # Keys (comma-separated) for the proxied and search endpoints (everything sent on to the engine;
+    # empty = open). The endpoints that read or write the engine (/v1/compare*, /v1/feedback*) take a
+    # key of either set whenever any key is set. A key is never forwarded; the caller's own
+    # Authorization goes on to the engine unless it carries a sidecar key (then send the engine
+    # credentials in Authorization and the key in X-Rescore-Api-Key).
     proxy_api_keys: str = ""
+    # Engine APIs the pass-through forwards: comma list of PROXY_GROUPS, or "all" (everything, e.g.
+    # for Kibana/Dashboards servers and the REST test suite). Other requests answer 403 naming the
+    # group. The default opens search, document reads and writes, and metadata reads.
+    proxy_allow: str = DEFAULT_PROXY_ALLOW
     # Circuit breaker of the search flow: open after this many consecutive reranker failures
     # (errors or deadlines with nothing scored; 0 = never) and skip the reranker for cooldown seconds.
     circuit_failures: int = 5
@@ -145,8 +164,13 @@ class Settings:
     reranker: RerankerOptions = field(default_factory=RerankerOptions)
 
     def __post_init__(self) -> None:
-        if not self.opensearch_url.startswith(("http://", "https://")):
-            raise SettingsError(f"{ENV_PREFIX}OPENSEARCH_URL must start with http:// or https://")
+        urls = [url.strip() for url in self.opensearch_url.split(",")]
+        if not all(url.startswith(("http://", "https://")) for url in urls):
+            raise SettingsError(f"{ENV_PREFIX}OPENSEARCH_URL must be http(s) URLs (comma-separated for several nodes)")
+        if len({url.split("://", 1)[0] for url in urls}) > 1:
+            raise SettingsError(f"{ENV_PREFIX}OPENSEARCH_URL nodes must all use http or all https")
+        if self.opensearch_retry_after_s < 0:
+            raise SettingsError(f"{ENV_PREFIX}OPENSEARCH_RETRY_AFTER_S must be >= 0")
         if not 0 < self.port < 65536:
             raise SettingsError(f"{ENV_PREFIX}PORT must be in 1..65535, got {self.port}")
         for name in ("workers", "threads", "max_body_bytes"):
@@ -162,6 +186,10 @@ class Settings:
             raise SettingsError(f"{ENV_PREFIX}TEMPLATE_CACHE_BYTES must be >= 0")
         if self.malloc_trim_s < 0:
             raise SettingsError(f"{ENV_PREFIX}MALLOC_TRIM_S must be >= 0")
+        unknown = [g for g in self.proxy_allow_groups if g not in PROXY_GROUPS]
+        if unknown or not self.proxy_allow_groups:
+            raise SettingsError(f"{ENV_PREFIX}PROXY_ALLOW must be 'all' or a comma list of {', '.join(PROXY_GROUPS)}; "
+                                f"got {self.proxy_allow!r}")
         if self.circuit_failures < 0 or self.circuit_cooldown_s <= 0:
             raise SettingsError(f"{ENV_PREFIX}CIRCUIT_FAILURES must be >= 0 and {ENV_PREFIX}CIRCUIT_COOLDOWN_S > 0")
         if self.opensearch_timeout_s <= 0:
@@ -236,6 +264,12 @@ class Settings:
     def proxy_api_key_set(self) -> tuple[str, ...]:
         """Return RESCORE_PROXY_API_KEYS as a tuple (empty = proxied endpoints are open)."""
         return _split_keys(self.proxy_api_keys)
+
+    @property
+    def proxy_allow_groups(self) -> frozenset[str]:
+        """Return the API groups RESCORE_PROXY_ALLOW opens ("all" = every group)."""
+        names = {g.strip() for g in self.proxy_allow.split(",") if g.strip()}
+        return frozenset(PROXY_GROUPS) if "all" in names else frozenset(names)
 
     def __repr__(self) -> str:
         return f"Settings({self.redacted()!r})"

@@ -175,3 +175,13 @@ def sidecar_url(opensearch_url) -> str:
         yield url
     finally:
         stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def open_sidecar_url(opensearch_url) -> str:
+    """A real sidecar that forwards every engine API (RESCORE_PROXY_ALLOW=all), for admin calls through it."""
+    proc, url, _ = start_sidecar(opensearch_url, RESCORE_PROXY_ALLOW="all", RESCORE_PRELOAD_MODEL="false")
+    try:
+        yield url
+    finally:
+        stop_process(proc)

@@ -43,23 +43,31 @@ class _Quiet(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     def _body(self) -> bytes:
         return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
 
 class RecordingServer(_Server):
-    """Answer every request with 200 {"recorded": true} and remember (method, path, headers)."""
+    """Answer every request with 200 {"recorded": true} and remember (method, path, headers).
 
-    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+    answers: {path prefix: JSON payload} answered instead for matching paths (first match wins).
+    """
+
+    def __init__(self, tls: ssl.SSLContext | None = None, answers: dict[str, object] | None = None) -> None:
         self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.answers = answers or {}
 
         class Handler(_Quiet):
             def _record(self) -> None:
                 self._body()
-                self.server.owner.requests.append((self.command, self.path, dict(self.headers.items())))
-                self._send_json(200, {"recorded": True, "name": "recorder", "version": {"number": "0"}})
+                owner = self.server.owner
+                owner.requests.append((self.command, self.path, dict(self.headers.items())))
+                payload = next((answer for prefix, answer in owner.answers.items() if self.path.startswith(prefix)),
+                               {"recorded": True, "name": "recorder", "version": {"number": "0"}})
+                self._send_json(200, payload)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _record
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Flask, jsonify
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
@@ -53,6 +54,20 @@ class Unauthorized(SidecarError):
     error_type = "unauthorized"
 
 
+class Forbidden(SidecarError):
+    """The pass-through allowlist (RESCORE_PROXY_ALLOW) does not open this API's group."""
+
+    status = 403
+    error_type = "proxy_forbidden"
+
+    def __init__(self, message: str, *, group: str) -> None:
+        super().__init__(message, field="RESCORE_PROXY_ALLOW")
+        self.group = group
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "group": self.group}
+
+
 class PayloadTooLarge(SidecarError):
     status = 413
     error_type = "payload_too_large"
@@ -95,6 +110,20 @@ def error_label(error_type: str) -> str:
 
 def _http_error_type(code: int | None) -> str:
     return HTTP_STATUS_CODES.get(code or 500, "Unknown Error").lower().replace(" ", "_")
+
+
+def engine_challenges(status: int, body: Any) -> list[str]:
+    """Return the WWW-Authenticate challenges of an engine's 401 error body (empty otherwise).
+
+    Engines put them into the body (error.header.WWW-Authenticate) as well as the header; a
+    sidecar answer rebuilt from the body sends them as headers again.
+    """
+    error = body.get("error") if isinstance(body, dict) else None
+    header = error.get("header") if isinstance(error, dict) else None
+    challenges = header.get("WWW-Authenticate") if isinstance(header, dict) else None
+    if status != 401 or not isinstance(challenges, (list, str)):
+        return []
+    return [c for c in ([challenges] if isinstance(challenges, str) else challenges) if isinstance(c, str)]
 
 
 def register_error_handlers(app: Flask) -> None:

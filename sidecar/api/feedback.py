@@ -1,4 +1,9 @@
-"""POST /v1/feedback (click and impression events) and GET /v1/feedback/report (per-variant metrics)."""
+"""POST /v1/feedback (click and impression events) and GET /v1/feedback/report (per-variant metrics).
+
+Events are stored by the sidecar's service account in its own index (the caller only names query
+and document ids); the report reads them with the caller's credentials, so it shows only what the
+engine lets the caller read.
+"""
 from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, request
@@ -8,6 +13,7 @@ from sidecar.api.errors import UpstreamUnavailable, ValidationFailed
 from sidecar.api.schemas import json_body
 from sidecar.experiments.feedback import parse_event, parse_events
 from sidecar.search.feedback_store import FeedbackStoreError
+from sidecar.search.flow import UpstreamError
 
 bp = Blueprint("feedback", __name__)
 
@@ -49,6 +55,8 @@ def feedback_report():
                                        field="experiment")
             events.append(parse_event(document, f"stored event {i}"))
     except TransportError as exc:
+        if exc.status_code in (401, 403):  # read as the caller: the engine's refusal, as it gave it
+            raise UpstreamError(exc.status_code, exc.info) from exc
         if isinstance(exc.status_code, int):
             raise UpstreamUnavailable(f"OpenSearch answered {exc.status_code} reading feedback: {exc.error}") from exc
         raise

@@ -406,7 +406,7 @@ SPEC: dict[str, Any] = {
         "description": "The sidecar's own endpoints. Every other path (search, templates, the rest of the "
                        "OpenSearch API) is OpenSearch's, passed through or reranked; see README.md.",
     },
-    "security": [{"bearer": []}],
+    "security": [{"bearer": []}, {"key_header": []}],
     "paths": {
         "/health": {"get": {
             "summary": "Liveness (no dependency checks).", "tags": ["probes"], "security": [],
@@ -478,8 +478,13 @@ SPEC: dict[str, Any] = {
         }},
     },
     "components": {
-        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                       "description": "One of RESCORE_API_KEYS (only when it is set)."}},
+        "securitySchemes": {
+            "bearer": {"type": "http", "scheme": "bearer",
+                       "description": "One of RESCORE_API_KEYS (only when it is set; /v1/compare* and "
+                                      "/v1/feedback* also take RESCORE_PROXY_API_KEYS)."},
+            "key_header": {"type": "apiKey", "in": "header", "name": "X-Rescore-Api-Key",
+                           "description": "The same key in its own header, leaving Authorization to the "
+                                          "caller's engine credentials (README \"Identity\")."}},
         "schemas": {
             "Error": {"type": "object", "required": ["error", "error_type"], "properties": {
                 "error": {"type": "string"},

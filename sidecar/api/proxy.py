@@ -5,6 +5,8 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, current_app, request
 
+from sidecar.api.auth import forward_headers
+
 bp = Blueprint("proxy", __name__)
 
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
@@ -27,17 +29,17 @@ def raw_path() -> str:
 
 
 def forward_current_request() -> Response:
-    """Send the current request to OpenSearch and relay its response byte for byte."""
+    """Send the current request to OpenSearch and relay its response byte for byte.
+
+    The caller's headers go on as received, its own credentials included; a sidecar key is
+    dropped and the sidecar's credentials are never added (README "Identity").
+    """
     services = current_app.extensions["rescore"]
-    headers = list(request.headers.items())
-    if services.settings.proxy_api_key_set:
-        # The bearer key was for the sidecar; OpenSearch gets the sidecar's own credentials.
-        headers = [(k, v) for k, v in headers if k.lower() != "authorization"]
     upstream = services.gateway.forward(
         request.method,
         raw_path(),
         request.query_string,
-        headers,
+        forward_headers(),
         request.get_data(cache=True),
     )
     response = Response(upstream.body, status=upstream.status)

@@ -12,7 +12,7 @@ from flask import Blueprint, Response, current_app, request
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import SerializationError
 
-from sidecar.api.errors import BadRequest, UpstreamUnavailable
+from sidecar.api.errors import BadRequest, UpstreamUnavailable, engine_challenges
 from sidecar.api.experiment_hook import RequestIdentity, plan_experiment, request_identity
 from sidecar.api.proxy import forward_current_request
 from sidecar.api.response_format import OUTPUT_PARAMS, current_output_options, render
@@ -56,11 +56,11 @@ def _run_plain_or_rerank(index: str | None, body: dict, params: dict[str, str],
         plan = SearchPlan(plan.body, decision.policy.spec(decision.query_text, body, services.rerank_defaults),
                           plan.params)
     if plan.rerank is None:
-        return first_stage(services.client, index, plan.body, params)
+        return first_stage(services.caller_client, index, plan.body, params)
     identity = identity or request_identity()
     experiment = plan_experiment(services, plan.rerank, index, identity)
     try:
-        result = search_with_rerank(services.client, experiment.reranker_factory, index, plan.body,
+        result = search_with_rerank(services.caller_client, experiment.reranker_factory, index, plan.body,
                                     experiment.spec, params, breaker=experiment.breaker,
                                     query_id=identity.query_id, experiment=experiment.ext)
     except Exception:
@@ -87,8 +87,16 @@ def _not_json() -> bool:
 @bp.app_errorhandler(UpstreamError)
 def _upstream_error(exc: UpstreamError) -> Response:
     """An engine error met while serving a request: relayed with the engine's status and body."""
-    body = exc.body if isinstance(exc.body, (dict, list)) else {"error": str(exc.body), "status": exc.status}
-    return _json_response(body, exc.status)
+    return _engine_error(exc.status, exc.body)
+
+
+def _engine_error(status: int, body: Any) -> Response:
+    """The engine's error answer to a call made for the caller: its status, body and 401 challenge."""
+    body = body if isinstance(body, (dict, list)) else {"error": str(body), "status": status}
+    response = _json_response(body, status)
+    for challenge in engine_challenges(status, body):
+        response.headers.add("WWW-Authenticate", challenge)
+    return response
 
 
 def _decide(endpoint: str, index: str | None, body: Any, params: dict[str, str],
@@ -165,7 +173,7 @@ def search(index: str | None):
     try:
         result = _run_plain_or_rerank(index, body, params, decision=decision)
     except UpstreamError as exc:
-        return _json_response(exc.body, exc.status)
+        return _engine_error(exc.status, exc.body)
     return _tag(_json_response(result), [_status_of(result, decision)])
 
 
@@ -188,7 +196,7 @@ def search_template(index: str | None):
             return _tag(forward_current_request(), [_status_of(None, decision)])
         result = _run_plain_or_rerank(index, rendered, params, decision=decision)
     except UpstreamError as exc:
-        return _json_response(exc.body, exc.status)
+        return _engine_error(exc.status, exc.body)
     return _tag(_json_response(result), [_status_of(result, decision)])
 
 
@@ -218,7 +226,7 @@ def async_search(index: str | None):
     try:
         result = _run_plain_or_rerank(index, body, params, decision=decision)
     except UpstreamError as exc:
-        return _json_response(exc.body, exc.status)
+        return _engine_error(exc.status, exc.body)
     shards = result.get("_shards", {}) if isinstance(result.get("_shards"), dict) else {}
     envelope = {
         "is_partial": bool(result.get("timed_out")) or bool(shards.get("failed")),
@@ -299,7 +307,7 @@ def msearch(index: str | None, templated: bool):
         with app.app_context():
             try:
                 if body is None:  # a template entry that does not rerank: let OpenSearch run it
-                    result = services.client.search_template(index=target, body=original, params=params)
+                    result = services.caller_client.search_template(index=target, body=original, params=params)
                 else:
                     result = _run_plain_or_rerank(target, body, params, identity.for_entry(i), decisions[i])
                 return {**result, "status": 200}
@@ -316,6 +324,10 @@ def msearch(index: str | None, templated: bool):
     # Each entry runs in the request's context (request id for logs and X-Opaque-Id, trace).
     futures = [_MSEARCH_POOL.submit(contextvars.copy_context().run, run, i) for i in range(len(entries))]
     responses = [future.result() for future in futures]
+    unauthenticated = next((r for r in responses if r.get("status") == 401), None)
+    if unauthenticated is not None:
+        # The engine authenticates a request once, before any entry runs: a 401 is the whole answer.
+        return _engine_error(401, unauthenticated)
     return _tag(_json_response({"took": int((time.perf_counter() - started) * 1000), "responses": responses}),
                 [_status_of(r, d) for r, d in zip(responses, decisions)])
 
@@ -365,7 +377,7 @@ def _render_if_rerank(template_request: Any, field: str = "body", force: bool = 
         return None
     render_body = {k: template_request[k] for k in ("id", "source", "params") if k in template_request}
     try:
-        rendered = services.client.transport.perform_request("POST", "/_render/template", body=render_body)
+        rendered = services.caller_client.transport.perform_request("POST", "/_render/template", body=render_body)
     except SerializationError:
         # The template renders to something that is not JSON: the engine answers that request itself
         # (its own 400), as it would directly; never reranked.

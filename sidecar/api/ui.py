@@ -1,8 +1,9 @@
 """GET /ui: a page that shows first-stage vs reranked results; POST /v1/compare feeds it.
 
 The page is three static files (no build step, no CDN: the sidecar may run offline) and stays
-open like /openapi.json; /v1/compare and /v1/compare/options follow RESCORE_API_KEYS like
-/v1/rescore, so the page sends the key the user typed (kept in the browser's localStorage).
+open like /openapi.json; /v1/compare and /v1/compare/options need a key whenever any key is set
+(RESCORE_API_KEYS or RESCORE_PROXY_API_KEYS), so the page sends the key the user typed (kept in
+the browser's localStorage). Both read the engine with the caller's own credentials.
 """
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, send_file
+from opensearchpy.exceptions import TransportError
 
 from sidecar.api.errors import Unavailable, ValidationFailed
 from sidecar.api.schemas import json_body, required_str
 from sidecar.search.compare import compare as run_compare
+from sidecar.search.flow import UpstreamError
 from sidecar.search.syntax import build_spec, fit_text
 from sidecar.search.templates import MODES
 
@@ -61,7 +64,12 @@ def style():
 def options():
     """List the indices (no hidden ones), templates and defaults the page offers."""
     services = _services()
-    rows = services.client.cat.indices(format="json", h="index,docs.count")
+    try:
+        rows = services.caller_client.cat.indices(format="json", h="index,docs.count")
+    except TransportError as exc:
+        if isinstance(exc.status_code, int):
+            raise UpstreamError(exc.status_code, exc.info) from exc
+        raise
     indices = sorted(({"name": row["index"], "docs": _int_or_none(row.get("docs.count"))}
                       for row in rows if not row["index"].startswith(".")), key=lambda r: r["name"])
     defaults = services.rerank_defaults
@@ -96,7 +104,7 @@ def compare():
         options["fields"] = _fields(body["fields"])
     spec = dataclasses.replace(build_spec(options, query, defaults, "body", syntax="compare"),
                                query_truncated=query_truncated)
-    result = run_compare(services.client, lambda: services.reranker, index=index, mode=template, spec=spec,
+    result = run_compare(services.caller_client, lambda: services.reranker, index=index, mode=template, spec=spec,
                          size=size, embed=_embed, breaker=services.breaker)
     return jsonify(result.as_dict())
 

@@ -56,6 +56,8 @@ def client_from_args(args: argparse.Namespace) -> tuple[OpenSearch, Settings]:
         password=settings.opensearch_password,
         verify_certs=settings.opensearch_verify_certs,
         ca_certs=settings.opensearch_ca_certs,
+        retry_after_s=settings.opensearch_retry_after_s,
+        discover=settings.opensearch_discover,
         # Bulk indexing and template installs are slower than one search: never below a minute.
         timeout_s=max(settings.opensearch_timeout_s, 60.0),
     )

@@ -19,7 +19,7 @@ from opensearchpy.exceptions import TransportError
 from sidecar.api.errors import Unavailable, UpstreamUnavailable, ValidationFailed
 from sidecar.rerank.breaker import CircuitBreaker
 from sidecar.search.first_stage import VECTOR_MODES, template_request
-from sidecar.search.flow import arrange, first_stage_size, rerank_window
+from sidecar.search.flow import UpstreamError, arrange, first_stage_size, rerank_window
 from sidecar.search.syntax import RerankSpec
 from sidecar.search.templates import MODES
 
@@ -103,6 +103,8 @@ def _first_stage(client: OpenSearch, index: str, mode: str, body: dict, params: 
         raise UpstreamUnavailable(f"OpenSearch unreachable: {type(exc).__name__}") from exc
     except TransportError as exc:
         status = exc.status_code if isinstance(exc.status_code, int) else 502
+        if status in (401, 403):  # the engine refuses this caller: its answer, as it gave it
+            raise UpstreamError(status, exc.info) from exc
         kind, reason = _error_of(exc)
         if kind == "index_not_found_exception":
             raise ValidationFailed(f"index {index!r} does not exist", field="index") from exc

@@ -30,10 +30,16 @@ def feedback_index_body(path: Path = FEEDBACK_MAPPING) -> dict:
 
 
 class FeedbackStore:
-    """Append feedback events (as dicts) to one index, created with its mapping on first use."""
+    """Append feedback events (as dicts) to one index, created with its mapping on first use.
 
-    def __init__(self, client: OpenSearch, index: str, *, mapping_path: Path = FEEDBACK_MAPPING) -> None:
+    `client` writes (and creates the index); `reader` (default: client) reads events for reports,
+    so a report shows what the reader may see.
+    """
+
+    def __init__(self, client: OpenSearch, index: str, *, mapping_path: Path = FEEDBACK_MAPPING,
+                 reader: OpenSearch | None = None) -> None:
         self.client = client
+        self.reader = reader or client
         self.index = index
         self._mapping_path = mapping_path
         self._ready = False
@@ -100,8 +106,8 @@ class FeedbackStore:
 
     def iter_events(self, *, experiment: str | None = None, page_size: int = 2000) -> Iterator[dict[str, Any]]:
         """Yield stored events (their _source), optionally of one experiment only."""
-        if not self.client.indices.exists(index=self.index):
+        if not self.reader.indices.exists(index=self.index):
             return
         query = {"term": {"experiment": experiment}} if experiment else {"match_all": {}}
-        for hit in helpers.scan(self.client, index=self.index, query={"query": query}, size=page_size):
+        for hit in helpers.scan(self.reader, index=self.index, query={"query": query}, size=page_size):
             yield hit["_source"]

@@ -93,7 +93,8 @@ class TemplateInspector:
     Rendering costs an extra round trip, so the proxy renders only when the params mention
     rerank or the template source does. Whether a stored template mentions rerank is cached for
     `ttl_s` seconds under a digest of its id, within cache_bytes (RESCORE_TEMPLATE_CACHE_BYTES):
-    ids come from requests and may be long or made up.
+    ids come from requests and may be long or made up. The client is the caller client: a lookup
+    the engine refuses the caller means "render to know".
     """
 
     def __init__(self, client: OpenSearch, ttl_s: float = 30.0, cache_bytes: int = 1024 * 1024) -> None:
@@ -120,7 +121,11 @@ class TemplateInspector:
         try:
             script = self._client.get_script(id=template_id)
             mentions = "rerank" in json.dumps(script.get("script", {}).get("source", ""))
-        except Exception:  # unknown id or OpenSearch down: pass through and let OpenSearch answer
+        except Exception as exc:  # unknown id or OpenSearch down: pass through and let OpenSearch answer
+            if getattr(exc, "status_code", None) in (401, 403):
+                # The client reads as the caller, who may search with a template without being allowed
+                # to read scripts: render it (as the caller too), and let the rendered body decide.
+                return True
             mentions = False
         self._sources.put(key, (now, mentions))
         return mentions

@@ -39,17 +39,22 @@ def test_sidecar_endpoints_need_a_sidecar_key(client, method, path):
     assert client.open(path, method=method, json={}, headers=bearer(API_KEY)).status_code == 422
 
 
-@pytest.mark.parametrize("method, path", [
-    ("GET", "/"), ("GET", "/idx/_search"), ("POST", "/idx/_search"), ("POST", "/_msearch"),
-    ("POST", "/idx/_search/template"), ("PUT", "/idx"), ("DELETE", "/idx"), ("GET", "/_cat/indices"),
-    ("GET", "/v1/rerank"),  # not our route for GET: it is proxied, so the proxy key guards it
+@pytest.mark.parametrize("method, path, group", [
+    ("GET", "/", None), ("GET", "/idx/_search", None), ("POST", "/idx/_search", None), ("POST", "/_msearch", None),
+    ("POST", "/idx/_search/template", None), ("GET", "/_cat/indices", None), ("PUT", "/idx/_doc/1", None),
+    # Index administration is not in RESCORE_PROXY_ALLOW's default: the key passes, the allowlist refuses.
+    ("PUT", "/idx", "index_admin"), ("DELETE", "/idx", "index_admin"),
+    ("GET", "/v1/rerank", "index_admin"),  # not our route for GET: proxied, guarded by the proxy key
 ])
-def test_proxied_endpoints_need_a_proxy_key(client, method, path):
+def test_proxied_endpoints_need_a_proxy_key(client, method, path, group):
     assert client.open(path, method=method).status_code == 401
     assert client.open(path, method=method, headers=bearer(API_KEY)).status_code == 401
-    # With the key the request goes on to OpenSearch, which is down here: 502, not 401.
     passed = client.open(path, method=method, headers=bearer(PROXY_KEY), json={"query": {"match_all": {}}})
-    assert passed.status_code == 502 and passed.get_json()["error_type"] == "opensearch_unavailable"
+    if group is None:  # with the key the request goes on to OpenSearch, which is down here: 502, not 401
+        assert passed.status_code == 502 and passed.get_json()["error_type"] == "opensearch_unavailable"
+    else:
+        assert passed.status_code == 403 and passed.get_json()["group"] == group
+        assert passed.get_json()["field"] == "RESCORE_PROXY_ALLOW"
 
 
 def test_health_and_ready_stay_open_and_ready_hides_details_without_a_key(client):

@@ -150,7 +150,7 @@ def test_unreachable_opensearch_is_502_json_everywhere(remote):
             ("POST", "/idx/_search/template", {"id": "rescore-bm25", "params": {"query_text": "x", "rerank": True}}),
             ("POST", "/idx/_search/template", {"source": {"query": {"match_all": {}}},
                                                "ext": {"rerank": {"query_context": {"query_text": "x"}}}}),
-            ("PUT", "/idx", {}),
+            ("PUT", "/idx/_doc/1", {}),
         ]
         for method, path, body in calls:
             response = requests.request(method, url + path, json=body, timeout=30)

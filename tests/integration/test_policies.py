@@ -152,10 +152,10 @@ def test_own_rerank_wins_and_metrics_count_per_policy(policy_sidecar, indices):
     answer = requests.post(f"{policy_sidecar}/{INDEX}/_search", json=own, timeout=60)
     assert answer.status_code == 200 and "policy" not in answer.json()["ext"]["rerank"]
     assert answer.headers["X-Rescore-Status"] == "ok" and "X-Rescore-Policy" not in answer.headers
-    for body in ({"query": {"match": {"text": "cats"}}}, {"query": {"match": {"text": "cats"}}, "sort": ["_doc"]}):
+    for body in ({"query": {"match": {"title": "cats"}}}, {"query": {"match": {"title": "cats"}}, "sort": ["_doc"]}):
         assert requests.post(f"{policy_sidecar}/{INDEX}/_search", json=body, timeout=60).status_code == 200
     text = requests.get(f"{policy_sidecar}/metrics", timeout=30).text
-    assert 'rescore_policy_searches_total{outcome="ok",policy="discover"}' in text
+    assert 'rescore_policy_searches_total{outcome="ok",policy="discover"}' in text, [l for l in text.splitlines() if "policy" in l]
     assert 'rescore_policy_searches_total{outcome="skipped_sorted",policy="discover"}' in text
 
 

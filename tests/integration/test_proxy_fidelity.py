@@ -34,7 +34,8 @@ def tight_sidecar(opensearch_url):
         stop_process(proc)
 
 
-def test_percent_encoded_date_math_index_reaches_the_engine_as_sent(opensearch_url, sidecar_url):
+def test_percent_encoded_date_math_index_reaches_the_engine_as_sent(opensearch_url, open_sidecar_url):
+    sidecar_url = open_sidecar_url  # index creation is index_admin: RESCORE_PROXY_ALLOW=all
     path = "/%3Cfidelity-%7Bnow%2FM%7D%3E"
     created = requests.put(sidecar_url + path, json={"settings": {"number_of_replicas": 0}}, timeout=60)
     try:

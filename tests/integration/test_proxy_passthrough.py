@@ -88,12 +88,14 @@ def test_bulk_through_the_proxy_matches_direct(opensearch_url, sidecar_url):
     assert requests.get(f"{opensearch_url}/bulk-proxied/_doc/b2", timeout=10).json()["_source"] == {"text": "second"}
 
 
-def test_head_and_put_delete_pass_through(opensearch_url, sidecar_url):
-    assert requests.head(f"{sidecar_url}/no-such-index", timeout=10).status_code == 404
-    created = requests.put(f"{sidecar_url}/proxy-created", json={"settings": {"number_of_replicas": 0}}, timeout=30)
+def test_head_and_put_delete_pass_through(opensearch_url, open_sidecar_url):
+    # Index creation and deletion are index_admin APIs: this sidecar opens them (RESCORE_PROXY_ALLOW=all).
+    assert requests.head(f"{open_sidecar_url}/no-such-index", timeout=10).status_code == 404
+    created = requests.put(f"{open_sidecar_url}/proxy-created", json={"settings": {"number_of_replicas": 0}},
+                           timeout=30)
     assert created.status_code == 200 and created.json()["acknowledged"] is True
-    assert requests.head(f"{sidecar_url}/proxy-created", timeout=10).status_code == 200
-    assert requests.delete(f"{sidecar_url}/proxy-created", timeout=30).status_code == 200
+    assert requests.head(f"{open_sidecar_url}/proxy-created", timeout=10).status_code == 200
+    assert requests.delete(f"{open_sidecar_url}/proxy-created", timeout=30).status_code == 200
     assert requests.head(f"{opensearch_url}/proxy-created", timeout=10).status_code == 404
 
 

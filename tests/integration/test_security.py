@@ -56,21 +56,25 @@ def test_proxy_cannot_be_steered_to_another_host(sidecar_url, demo_index):
         assert "recorded" not in parsed
 
 
-def test_authorization_is_replaced_towards_opensearch_when_proxy_keys_are_on():
+def test_the_sidecar_key_is_dropped_and_its_credentials_never_replace_the_callers():
     with RecordingServer() as upstream:
         settings = Settings.from_env({}, opensearch_url=upstream.url, preload_model=False,
                                      opensearch_user="svc", opensearch_password=PASSWORD,
                                      proxy_api_keys=PROXY_KEY, api_keys=API_KEY)
         client = create_app(settings).test_client()
         assert client.get("/idx/_doc/1", headers={"Authorization": f"Bearer {PROXY_KEY}"}).status_code == 200
-        open_settings = Settings.from_env({}, opensearch_url=upstream.url, preload_model=False)
+        open_settings = Settings.from_env({}, opensearch_url=upstream.url, preload_model=False,
+                                          opensearch_user="svc", opensearch_password=PASSWORD)
         open_client = create_app(open_settings).test_client()
         assert open_client.get("/idx/_doc/2", headers={"Authorization": "Bearer app-token"}).status_code == 200
-    (_, _, guarded), (_, _, passed) = upstream.requests
-    expected = "Basic " + base64.b64encode(f"svc:{PASSWORD}".encode()).decode()
-    assert guarded.get("Authorization") == expected, "sidecar key replaced by the OpenSearch credentials"
-    assert PROXY_KEY not in json.dumps(guarded)
-    assert passed.get("Authorization") == "Bearer app-token", "without proxy keys the proxy stays transparent"
+        assert open_client.get("/idx/_doc/3").status_code == 200
+    (_, _, guarded), (_, _, passed), (_, _, anonymous) = upstream.requests
+    assert "Authorization" not in guarded, "the sidecar key is consumed, nothing stands in for it"
+    assert PROXY_KEY not in json.dumps(guarded) and PASSWORD not in json.dumps(upstream.requests)
+    assert passed.get("Authorization") == "Bearer app-token", "the caller's own credentials pass unchanged"
+    assert "Authorization" not in anonymous, "an anonymous request stays anonymous"
+    basic = base64.b64encode(f"svc:{PASSWORD}".encode()).decode()
+    assert basic not in json.dumps(upstream.requests)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,8 @@ const $ = (id) => document.getElementById(id);
 function headers() {
   const h = { "Content-Type": "application/json" };
   const key = $("api-key").value.trim();
-  if (key) h.Authorization = "Bearer " + key;
+  // The key in its own header leaves Authorization to the engine credentials the browser may send.
+  if (key) h["X-Rescore-Api-Key"] = key;
   return h;
 }
 
