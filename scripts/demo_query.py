@@ -15,6 +15,7 @@ from opensearchpy import OpenSearch
 
 from sidecar.config import Settings
 from sidecar.embed import OnnxEmbedder
+from sidecar.engine import engine_for_client
 from sidecar.search.first_stage import template_request
 
 # A query where the first stage puts the wrong document first (solar panels) and the reranker
@@ -33,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = Settings.from_env()
     embedder = OnnxEmbedder(settings.embed_model_dir or None, query_prefix=settings.embed_query_prefix)
     client = OpenSearch(hosts=[args.sidecar], timeout=60)
-    body, params = template_request(args.mode, args.query, size=args.size,
+    body, params = template_request(args.mode, args.query, engine=engine_for_client(client), size=args.size,
                                     query_vector=embedder.embed_query(args.query))
     first = client.search_template(index=args.index, body=body, params=params,
                                    headers={"X-Rescore-Rerank": "false"})

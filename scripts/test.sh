@@ -20,5 +20,14 @@ if (( ${#need_packages[@]} )); then
     exit 1
   fi
 fi
+# nginx (Debian's package) fronts the sidecar in the serving tests (tests/integration/test_serving.py).
+if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "test: installing nginx with apt-get (for tests/integration/test_serving.py)" >&2
+  if ! { $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; } >&2; then
+    echo "test: ERROR: could not install nginx; the serving tests need it" >&2
+    exit 1
+  fi
+fi
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 exec "$venv/bin/python" -m pytest -q "$@"

@@ -22,7 +22,8 @@ class Services:
         from sidecar.rerank import doc_text
         from sidecar.rerank.breaker import CircuitBreaker
         from sidecar.search.feedback_store import FeedbackStore
-        from sidecar.engine.client import ConnectionInfo, OpenSearchGateway, make_client
+        from sidecar.engine import EngineRef
+        from sidecar.engine.client import ConnectionInfo, OpenSearchGateway, OpenSearchUnavailable, make_client
         from sidecar.search.policies import IndexResolver, PolicySet, load_policies
         from sidecar.search.query_understanding import build_pipeline
         from sidecar.search.syntax import RerankDefaults
@@ -44,6 +45,12 @@ class Services:
             self.gateway.discover()
         # The service account: the sidecar's own bookkeeping only (README "Identity").
         self.client = make_client(self.connection)
+        # OpenSearch or Elasticsearch: set by RESCORE_ENGINE or detected (and re-detected after an outage).
+        self.engine = EngineRef(settings.engine, self.gateway)
+        try:
+            self.engine.refresh()
+        except OpenSearchUnavailable:
+            log.warning("engine not reachable at start-up; detected on first use")
         # Calls made for the caller being served carry the caller's credentials, never the sidecar's.
         self.caller_client = make_client(self.connection, as_caller=True)
         self.template_inspector = TemplateInspector(self.caller_client, cache_bytes=settings.template_cache_bytes)
@@ -108,6 +115,7 @@ class Services:
 
                 try:
                     self._reranker = build_reranker(self.settings.reranker)
+                    self._reranker.watch(self.breaker.record_verdict)
                     self._reranker_error = None
                 except Exception as exc:  # surfaced through /ready and the response ext
                     self._reranker_error = f"{type(exc).__name__}: {exc}"
@@ -124,6 +132,7 @@ class Services:
                 from sidecar.rerank.service import build_reranker
 
                 service = build_reranker(options)
+                service.watch(self._breaker_locked(options).record_verdict)
                 self._variant_rerankers[options] = service
             return service
 
@@ -132,14 +141,17 @@ class Services:
         if options is None or options == self.settings.reranker:
             return self.breaker
         with self._variant_lock:
-            breaker = self._variant_breakers.get(options)
-            if breaker is None:
-                from sidecar.rerank.breaker import CircuitBreaker
+            return self._breaker_locked(options)
 
-                breaker = CircuitBreaker(failures=self.settings.circuit_failures,
-                                         cooldown_s=self.settings.circuit_cooldown_s)
-                self._variant_breakers[options] = breaker
-            return breaker
+    def _breaker_locked(self, options):
+        breaker = self._variant_breakers.get(options)
+        if breaker is None:
+            from sidecar.rerank.breaker import CircuitBreaker
+
+            breaker = CircuitBreaker(failures=self.settings.circuit_failures,
+                                     cooldown_s=self.settings.circuit_cooldown_s)
+            self._variant_breakers[options] = breaker
+        return breaker
 
     def reranker_health(self) -> dict[str, Any]:
         """Return the reranker's health without loading it."""

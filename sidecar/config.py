@@ -56,6 +56,9 @@ class Settings:
     opensearch_ca_certs: str = ""
     # Timeout of one call to OpenSearch, in seconds.
     opensearch_timeout_s: float = 30.0
+    # Which engine is behind RESCORE_OPENSEARCH_URL: auto (detected from `GET /`, re-checked after
+    # the engine was unreachable), opensearch or elasticsearch.
+    engine: str = "auto"
     # Elasticsearch clients in front of OpenSearch (README "Elasticsearch clients"): X-Elastic-Product on
     # every response, compatible-with media types mapped to plain JSON/NDJSON, and on GET / from an
     # Elastic client (x-elastic-client-meta) the client's own version, OpenSearch's kept in
@@ -64,9 +67,11 @@ class Settings:
     # Address and port gunicorn binds.
     host: str = "127.0.0.1"
     port: int = 8080
-    # gunicorn worker processes and threads per worker (the model is loaded once per worker).
+    # gunicorn worker processes and I/O threads per worker (the model is loaded once per worker).
+    # Threads only carry requests; reranks are bounded separately (RESCORE_RERANK_SLOTS), so plain
+    # traffic always finds a free thread.
     workers: int = 1
-    threads: int = 8
+    threads: int = 64
     # Keys (comma-separated) for the sidecar's own endpoints: /v1/*, /v2/rerank, /rerank, /score
     # (empty = open), sent as "Authorization: Bearer <key>" or "X-Rescore-Api-Key: <key>".
     # /health, /ready and /metrics stay open for probes.
@@ -81,8 +86,9 @@ class Settings:
     # for Kibana/Dashboards servers and the REST test suite). Other requests answer 403 naming the
     # group. The default opens search, document reads and writes, and metadata reads.
     proxy_allow: str = DEFAULT_PROXY_ALLOW
-    # Circuit breaker of the search flow: open after this many consecutive reranker failures
-    # (errors or deadlines with nothing scored; 0 = never) and skip the reranker for cooldown seconds.
+    # Circuit breaker of the search flow: open after this many consecutive model faults (a batch
+    # that raised, a model that cannot load; never deadlines, overload or bad input; 0 = never) and
+    # skip the reranker for cooldown seconds.
     circuit_failures: int = 5
     circuit_cooldown_s: float = 30.0
     # Python log level.
@@ -171,6 +177,8 @@ class Settings:
             raise SettingsError(f"{ENV_PREFIX}OPENSEARCH_URL nodes must all use http or all https")
         if self.opensearch_retry_after_s < 0:
             raise SettingsError(f"{ENV_PREFIX}OPENSEARCH_RETRY_AFTER_S must be >= 0")
+        if self.engine not in ("auto", "opensearch", "elasticsearch"):
+            raise SettingsError(f"{ENV_PREFIX}ENGINE must be auto, opensearch or elasticsearch, got {self.engine!r}")
         if not 0 < self.port < 65536:
             raise SettingsError(f"{ENV_PREFIX}PORT must be in 1..65535, got {self.port}")
         for name in ("workers", "threads", "max_body_bytes"):
@@ -227,6 +235,8 @@ class Settings:
             raise SettingsError(f"{ENV_PREFIX}DOC_TEMPLATES_DIR is not a directory: {self.doc_templates_dir}")
         if self.rerank_fusion not in ("replace", "linear", "rrf"):
             raise SettingsError(f"{ENV_PREFIX}RERANK_FUSION must be replace, linear or rrf")
+        if not 1 <= self.rerank_timeout_ms <= 300_000:
+            raise SettingsError(f"{ENV_PREFIX}RERANK_TIMEOUT_MS must be in 1..300000 (milliseconds)")
         if not 1 <= self.rerank_window_size <= self.max_window_size:
             raise SettingsError(f"{ENV_PREFIX}RERANK_WINDOW_SIZE must be in 1..{ENV_PREFIX}MAX_WINDOW_SIZE")
         if not self.field_list:

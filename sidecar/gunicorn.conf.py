@@ -9,14 +9,23 @@ _settings = Settings.from_env()
 
 bind = f"{_settings.host}:{_settings.port}"
 workers = _settings.workers
+# I/O threads: plain pass-through and search requests; reranks are bounded separately
+# (RESCORE_RERANK_SLOTS) so they never take every thread.
 threads = _settings.threads
 worker_class = "gthread"
+# Every connection waiting in the poller (kept-alive) counts; more than the threads.
+worker_connections = max(1000, 4 * threads)
 # Model loading happens in each worker after fork (create_app runs per worker, not in the master).
 preload_app = False
 # Loading a large reranker can take minutes; don't let the master kill a booting worker.
 timeout = 600
-graceful_timeout = 30
-keepalive = 5
+# A stopping or restarted worker (SIGTERM, SIGHUP to the master, max_requests) stops accepting and
+# finishes its in-flight requests first: the longest a request may take is its rerank budget plus
+# the OpenSearch calls around it.
+graceful_timeout = int(_settings.rerank_timeout_ms / 1000 + 2 * _settings.opensearch_timeout_s) + 5
+# Longer than nginx's upstream keepalive_timeout (60 s, deploy/nginx/rescore.conf.template), so nginx
+# is always the side that closes an idle kept-alive connection.
+keepalive = 75
 # The app writes its own access line per request (logger sidecar.access, with the request id).
 accesslog = None
 errorlog = "-"

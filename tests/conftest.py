@@ -6,7 +6,9 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -185,3 +187,68 @@ def open_sidecar_url(opensearch_url) -> str:
         yield url
     finally:
         stop_process(proc)
+
+
+@pytest.fixture(scope="session")
+def es_client(elasticsearch_url):
+    from opensearchpy import OpenSearch
+
+    return OpenSearch(hosts=[elasticsearch_url], timeout=60)
+
+
+@pytest.fixture(scope="session")
+def es_demo_index(es_client, embedder) -> str:
+    """The demo corpus on Elasticsearch (dense_vector mapping from the engine layer).
+
+    Stored templates need lang-mustache, which the integ-test-zip lacks: install() reports them
+    as refused and goes on.
+    """
+    from sidecar.search.ingest import ingest
+    from sidecar.search.templates import install
+
+    report = install(es_client, DEMO_INDEX, recreate=True, dimension=embedder.dimension)
+    assert report.engine == "elasticsearch" and report.index_created
+    with DEMO_CORPUS.open() as fh:
+        ingested = ingest(es_client, DEMO_INDEX, fh, embedder=embedder)
+    assert ingested.indexed == 30 and not ingested.rejected
+    return DEMO_INDEX
+
+
+@pytest.fixture(scope="session")
+def es_sidecar_url(elasticsearch_url) -> str:
+    """A real sidecar process (gunicorn) in front of the test Elasticsearch (engine detected)."""
+    proc, url, _ = start_sidecar(elasticsearch_url)
+    try:
+        yield url
+    finally:
+        stop_process(proc)
+
+
+@dataclass(frozen=True)
+class EngineStack:
+    """One engine under test: its URL, a structured client, the demo index and a sidecar in front."""
+
+    name: str
+    url: str
+    client: Any
+    index: str
+    sidecar: str
+    modules: frozenset[str]
+
+    def require(self, module: str) -> None:
+        """Skip the test when this engine build lacks `module` (e.g. Elasticsearch's integ-test-zip)."""
+        if module not in self.modules:
+            pytest.skip(f"{self.name} here has no {module} module (README: modules missing from the integ-test-zip)")
+
+
+@pytest.fixture(scope="session", params=["opensearch", "elasticsearch"])
+def engine_stack(request) -> EngineStack:
+    """The same tests on both engines: OpenSearch and Elasticsearch, each with its own sidecar."""
+    if request.param == "opensearch":
+        names = ("opensearch_url", "os_client", "demo_index", "sidecar_url")
+    else:
+        names = ("elasticsearch_url", "es_client", "es_demo_index", "es_sidecar_url")
+    url, client, index, sidecar = (request.getfixturevalue(n) for n in names)
+    nodes = client.nodes.info(metric="plugins")["nodes"].values()
+    modules = frozenset(m["name"] for node in nodes for m in node.get("modules", []) + node.get("plugins", []))
+    return EngineStack(request.param, url, client, index, sidecar, modules)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify
 
 from sidecar.api.auth import is_authenticated
+from sidecar.engine.client import OpenSearchUnavailable
 from sidecar.observability.metrics import CONTENT_TYPE, metrics
 from sidecar.observability.redact import redact_url
 
@@ -26,11 +27,17 @@ def ready():
     """
     services = current_app.extensions["rescore"]
     opensearch_ok = services.gateway.ping()
+    engine = None
+    if opensearch_ok:
+        try:
+            engine = services.engine.refresh().name  # re-detected after an outage
+        except OpenSearchUnavailable:
+            opensearch_ok = False
     reranker = services.reranker_health()
     ok = opensearch_ok and reranker.get("status") in ("ok", "lazy")
     body = {"status": "ready" if ok else "not_ready", "circuit": services.breaker.snapshot().as_dict()}
     if is_authenticated():
-        body["opensearch"] = {"url": redact_url(services.settings.opensearch_url), "reachable": opensearch_ok}
+        body["opensearch"] = {"url": redact_url(services.settings.opensearch_url), "reachable": opensearch_ok, "engine": engine}
         body["reranker"] = reranker
     response = jsonify(body)
     response.status_code = 200 if ok else 503

@@ -25,6 +25,8 @@ from typing import Any
 
 from flask import Flask, Response, current_app, request
 
+from sidecar.engine.client import OpenSearchUnavailable
+
 PRODUCT_HEADER = "X-Elastic-Product"
 PRODUCT = "Elasticsearch"
 CLIENT_META_HEADER = "x-elastic-client-meta"
@@ -38,9 +40,13 @@ _CLIENT_VERSION = re.compile(r"(?:^|,)\s*es=([0-9]+)\.([0-9]+)")
 def engine_is_elasticsearch(app: Flask) -> bool:
     """Return whether the engine behind the sidecar is Elasticsearch (False: OpenSearch).
 
-    The one engine-dependent decision of this module; the engine layer answers it once it exists.
+    The one engine-dependent decision of this module; the engine layer answers it (an unreachable
+    engine counts as OpenSearch here: the request then fails on its own with a 502).
     """
-    return False
+    try:
+        return app.extensions["rescore"].engine.get().speaks_elastic_clients
+    except OpenSearchUnavailable:
+        return False
 
 
 def plain_media_type(value: str) -> str:

@@ -85,6 +85,20 @@ class BackendFailed(SidecarError):
     error_type = "backend_error"
 
 
+class RerankFailed(SidecarError):
+    """A rerank that must not degrade (text_similarity_reranker with allow_rerank_failures false) failed."""
+
+    status = 500
+    error_type = "rerank_failed"
+
+    def __init__(self, message: str, *, rerank: dict) -> None:
+        super().__init__(message)
+        self.rerank = rerank
+
+    def to_dict(self) -> dict:
+        return {**super().to_dict(), "rerank": self.rerank}
+
+
 class Unavailable(SidecarError):
     status = 503
     error_type = "unavailable"

@@ -125,7 +125,7 @@ _RESCORE_OPTIONS = {
                 "description": "[first_stage, rerank]; positive sum."},
     "rank_constant": {"type": "integer", "minimum": 1},
     "min_score": {"type": "number"},
-    "timeout_ms": {"type": "integer", "minimum": 1},
+    "timeout_ms": {"type": "integer", "minimum": 1, "maximum": 300000},
     "model": {"type": "string"},
     "passages": {
         "description": "Long documents: score passages of at most max_tokens tokens, aggregate per document; "

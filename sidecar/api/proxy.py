@@ -28,8 +28,9 @@ def raw_path() -> str:
     return quote(path, safe=_RAW_SAFE, encoding="latin-1")
 
 
-def forward_current_request() -> Response:
-    """Send the current request to OpenSearch and relay its response byte for byte.
+def forward_current_request(body: bytes | None = None) -> Response:
+    """Send the current request (with `body` instead of its own when given) to the engine and relay
+    its response byte for byte.
 
     The caller's headers go on as received, its own credentials included; a sidecar key is
     dropped and the sidecar's credentials are never added (README "Identity").
@@ -40,7 +41,7 @@ def forward_current_request() -> Response:
         raw_path(),
         request.query_string,
         forward_headers(),
-        request.get_data(cache=True),
+        request.get_data(cache=True) if body is None else body,
     )
     response = Response(upstream.body, status=upstream.status)
     response.headers.clear()

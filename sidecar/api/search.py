@@ -4,7 +4,7 @@ from __future__ import annotations
 import contextvars
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
@@ -22,10 +22,16 @@ from sidecar.engine.client import OpenSearchUnavailable
 from sidecar.search.flow import UpstreamError, first_stage, search_with_rerank
 from sidecar.search.policies import NO_POLICY, Decision
 from sidecar.search.syntax import SearchPlan, opts_out, plan_search, wants_rerank
+from sidecar.search.retrievers import has_nested_reranker, replace_nested, window_of
+from sidecar.search.templates import fill_query_vector
 
 bp = Blueprint("search", __name__)
 _MARKER = b"rerank"
-_MSEARCH_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="msearch")
+# Entries of all _msearch requests run here; one request keeps at most MSEARCH_PER_REQUEST of them in
+# flight, so a big _msearch never takes every thread from the others (the rerank scheduler then
+# gives each request, not each entry, its turn at the model).
+_MSEARCH_POOL = ThreadPoolExecutor(max_workers=64, thread_name_prefix="msearch")
+MSEARCH_PER_REQUEST = 4
 
 
 def _services():
@@ -50,7 +56,10 @@ def _run_plain_or_rerank(index: str | None, body: dict, params: dict[str, str],
                          identity: RequestIdentity | None = None, decision: Decision = NO_POLICY) -> dict:
     """Execute one search body: reranked when it asks for it or a policy says so, plain otherwise."""
     services = _services()
-    plan = plan_search(body, services.rerank_defaults)
+    retriever = body.get("retriever") if isinstance(body, dict) else None
+    if isinstance(retriever, dict) and has_nested_reranker(retriever):
+        return _with_nested_rerankers(index, body, params, identity, decision)
+    plan = plan_search(body, services.rerank_defaults, services.engine.get())
     params = {**params, **plan.params}
     if plan.rerank is None and decision.rerank:
         plan = SearchPlan(plan.body, decision.policy.spec(decision.query_text, body, services.rerank_defaults),
@@ -73,6 +82,25 @@ def _run_plain_or_rerank(index: str | None, body: dict, params: dict[str, str],
         metrics().observe_policy(decision.policy.name, str(ext.get("status", "unknown")))
     metrics().observe_rerank(ext)
     return result
+
+
+def _with_nested_rerankers(index: str | None, body: dict, params: dict[str, str],
+                           identity: RequestIdentity | None, decision: Decision) -> dict:
+    """Serve every text_similarity_reranker below the root first (each one reranked on its own), then
+    the tree with their hits in their place; ext.rerank.nested lists what each one did."""
+    node_params = {k: v for k, v in params.items() if k not in ("from", "size")}
+
+    def serve(node: dict, path: str) -> dict:
+        return _run_plain_or_rerank(index, {"retriever": node, "size": window_of(node), "_source": False},
+                                    node_params, identity)
+
+    tree, nested = replace_nested(body["retriever"], serve)
+    result = _run_plain_or_rerank(index, {**body, "retriever": tree}, params, identity, decision)
+    ext = result.setdefault("ext", {}).setdefault("rerank", {})
+    ext.setdefault("status", next((n["status"] for n in nested if n.get("status") != "ok"), "ok"))
+    ext["nested"] = nested
+    return result
+
 
 
 def _not_json() -> bool:
@@ -185,19 +213,30 @@ def search_template(index: str | None):
     if not raw or _not_json():
         return forward_current_request()
     template_request = parse_json(raw)
+    filled = _fill_vector(template_request)
+    body = None
+    if filled is not None:
+        template_request, body = filled, json.dumps(filled).encode()
     params = _query_params()
     try:
         rendered = _render_if_rerank(template_request, force=_covering_policy("search_template", index))
         if rendered is None:
-            return forward_current_request()
+            return forward_current_request(body)
         template_params = template_request.get("params") if isinstance(template_request.get("params"), dict) else {}
         decision = _decide("search_template", index, rendered, params, template_params)
         if not _needs_sidecar(rendered, decision):
-            return _tag(forward_current_request(), [_status_of(None, decision)])
+            return _tag(forward_current_request(body), [_status_of(None, decision)])
         result = _run_plain_or_rerank(index, rendered, params, decision=decision)
     except UpstreamError as exc:
         return _engine_error(exc.status, exc.body)
     return _tag(_json_response(result), [_status_of(result, decision)])
+
+
+def _fill_vector(template_request: Any, field: str = "params") -> dict | None:
+    """The template request with its query_vector embedded from query_text, when it needs one."""
+    services = _services()
+    return fill_query_vector(template_request, services.engine.get().vector_templates(),
+                             lambda text: services.embedder.embed_query(text), field)
 
 
 # Async-search parameters that have no _search counterpart (the sidecar answers at once instead).
@@ -215,8 +254,8 @@ def async_search(index: str | None):
     """
     raw = decoded_body()
     marked = _MARKER in raw or b"retriever" in raw
-    if (not marked and not _services().policies) or _not_json():
-        return forward_current_request()
+    if (not marked and not _services().policies) or _not_json() or not _services().engine.get().has_async_search:
+        return forward_current_request()  # an engine without the API answers its own error
     body = parse_json(raw) if marked else _parse_or_none(raw)
     params = {k: v for k, v in _query_params().items() if k not in _ASYNC_ONLY}
     decision = _decide("async_search", index, body, params)
@@ -274,10 +313,16 @@ def msearch(index: str | None, templated: bool):
     base_params = {k: v for k, v in _query_params().items() if k != "max_concurrent_searches"}
     bodies: list[Any] = []
     decisions: list[Decision] = []
+    filled_any = False  # a template entry got its query_vector from the sidecar: it must run it
     failed: dict[int, UpstreamError] = {}  # template entries the engine could not render: per-entry errors
     for number, (header, original) in enumerate(entries):
         target = _entry_index(header, index)
         params = {**base_params, **_header_params(header)}
+        if templated:
+            filled = _fill_vector(original, field=f"line {2 * number + 2}.params")
+            if filled is not None:
+                original, filled_any = filled, True
+                entries[number] = (header, original)
         body = original
         if templated:
             try:
@@ -290,7 +335,7 @@ def msearch(index: str | None, templated: bool):
                                  template_params if isinstance(template_params, dict) else None)
                          if body is not None else NO_POLICY)
         bodies.append(body)
-    if not any(b is not None and _needs_sidecar(b, d) for b, d in zip(bodies, decisions)):
+    if not filled_any and not any(b is not None and _needs_sidecar(b, d) for b, d in zip(bodies, decisions)):
         return _tag(forward_current_request(), [_status_of(None, d) for d in decisions])
     started = time.perf_counter()
     identity = request_identity()  # the entries run outside the request context
@@ -322,8 +367,7 @@ def msearch(index: str | None, templated: bool):
                 return {"error": error, "status": status if isinstance(status, int) else 500}
 
     # Each entry runs in the request's context (request id for logs and X-Opaque-Id, trace).
-    futures = [_MSEARCH_POOL.submit(contextvars.copy_context().run, run, i) for i in range(len(entries))]
-    responses = [future.result() for future in futures]
+    responses = _run_bounded(run, len(entries), MSEARCH_PER_REQUEST)
     unauthenticated = next((r for r in responses if r.get("status") == 401), None)
     if unauthenticated is not None:
         # The engine authenticates a request once, before any entry runs: a 401 is the whole answer.
@@ -348,6 +392,22 @@ def _entry_index(header: dict, index: str | None) -> str | None:
     """Return the index expression of one msearch entry (its header's, else the URL's)."""
     target = header.get("index", index)
     return ",".join(target) if isinstance(target, list) else target
+
+
+def _run_bounded(run, count: int, limit: int) -> list:
+    """Return [run(0), ..., run(count - 1)] computed on the shared pool, at most `limit` at a time."""
+    results: list = [None] * count
+    pending: dict = {}
+    next_index = 0
+    while next_index < count or pending:
+        while next_index < count and len(pending) < limit:
+            future = _MSEARCH_POOL.submit(contextvars.copy_context().run, run, next_index)
+            pending[future] = next_index
+            next_index += 1
+        done, _ = wait(pending, return_when=FIRST_COMPLETED)
+        for future in done:
+            results[pending.pop(future)] = future.result()
+    return results
 
 
 def _parse_ndjson(raw: bytes) -> list[tuple[dict, Any]]:

@@ -105,7 +105,8 @@ def compare():
     spec = dataclasses.replace(build_spec(options, query, defaults, "body", syntax="compare"),
                                query_truncated=query_truncated)
     result = run_compare(services.caller_client, lambda: services.reranker, index=index, mode=template, spec=spec,
-                         size=size, embed=_embed, breaker=services.breaker)
+                         size=size, embed=_embed, breaker=services.breaker,
+                         engine=services.engine.get())
     return jsonify(result.as_dict())
 
 

@@ -7,6 +7,7 @@ import onnxruntime as ort
 
 from sidecar.backends.base import BackendError
 from sidecar.rerank.options import RerankerOptions
+from sidecar.rerank.priority import lowered_new_threads
 
 
 def create_session(model_file: str | Path, options: RerankerOptions) -> ort.InferenceSession:
@@ -18,7 +19,11 @@ def create_session(model_file: str | Path, options: RerankerOptions) -> ort.Infe
     session_options.enable_cpu_mem_arena = options.cpu_mem_arena
     if options.num_threads:
         session_options.intra_op_num_threads = options.num_threads
-    return ort.InferenceSession(str(model_file), session_options, providers=_providers(options.device))
+    if options.model_nice:
+        # Idle pool threads sleep instead of spinning: on a shared CPU spinning takes cycles from requests.
+        session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    with lowered_new_threads(options.model_nice):  # the session's thread pool starts here
+        return ort.InferenceSession(str(model_file), session_options, providers=_providers(options.device))
 
 
 def session_device(session: ort.InferenceSession) -> str:

@@ -25,6 +25,7 @@ from sidecar.commands.common import (
     positive_int,
     setup_logging,
 )
+from sidecar.engine import engine_for_client
 from sidecar.search.templates import MODES
 
 DEPTH = 100
@@ -134,7 +135,7 @@ def start_sidecar(opensearch_url: str):
 
 
 def rerank_search(sidecar: str, index: str, mode: str, fusion: str | None, window: int, embedder,
-                  passages: dict | None = None):
+                  passages: dict | None = None, *, engine):
     """Return a search function that asks the sidecar for a reranked templated search."""
     import requests
 
@@ -144,7 +145,8 @@ def rerank_search(sidecar: str, index: str, mode: str, fusion: str | None, windo
 
     def search(text: str) -> list[str]:
         vector = embedder.embed_query(text) if mode in first_stage.VECTOR_MODES else None
-        body, query = first_stage.template_request(mode, text, size=DEPTH, query_vector=vector, k=DEPTH)
+        body, query = first_stage.template_request(mode, text, engine=engine, size=DEPTH, query_vector=vector,
+                                                   k=DEPTH)
         body["params"].update({"rerank": True, "window_size": window})
         if fusion:
             body["params"]["fusion"] = fusion
@@ -198,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
     embedder = OnnxEmbedder(settings.embed_model_dir or None, query_prefix=settings.embed_query_prefix)
     dataset = load_dataset(args.dataset)
     index = args.index or f"beir-{dataset.name.lower()}"
+    engine = engine_for_client(client, settings.engine)
     ensure_index(client, index, dataset, embedder, args.reindex)
     queries = dataset.judged_queries()
     if args.max_queries:
@@ -217,10 +220,11 @@ def run(args: argparse.Namespace) -> int:
                     "enabled": True, "aggregate": aggregate, "max_tokens": args.passage_tokens,
                     "overlap": args.passage_overlap, "top_k": min(args.passage_top_k, args.max_passages),
                     "max_passages": args.max_passages}
-                search = rerank_search(sidecar, index, base, fusion, args.window, embedder, passages)
+                search = rerank_search(sidecar, index, base, fusion, args.window, embedder, passages, engine=engine)
             else:
                 def search(text: str, base: str = base) -> list[str]:
-                    response = first_stage.search(client, index, base, text, embedder=embedder, size=DEPTH)
+                    response = first_stage.search(client, index, base, text, embedder=embedder, size=DEPTH,
+                                                  engine=engine)
                     return [hit["_id"] for hit in response["hits"]["hits"]]
 
             # disable=None: bars on an interactive stderr only; stdout keeps just the table.

@@ -51,7 +51,13 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_embed:
         from sidecar.embed import OnnxEmbedder
         embedder = OnnxEmbedder(settings.embed_model_dir or None, query_prefix=settings.embed_query_prefix)
-    install(client, args.index, recreate=args.recreate, dimension=embedder.dimension if embedder else None)
+    from sidecar.engine import engine_for_client
+
+    installed = install(client, args.index, recreate=args.recreate,
+                        dimension=embedder.dimension if embedder else None,
+                        engine=engine_for_client(client, settings.engine))
+    for template_id, reason in installed.failed.items():
+        print(f"warning: template {template_id} refused by {installed.engine}: {reason}", file=sys.stderr)
     with path.open(encoding="utf-8", errors="replace") as fh, tqdm(
             total=count_lines(path), unit="doc", desc=f"ingest {args.index}", file=sys.stderr) as bar:
         report = ingest(client, args.index, fh, embedder=embedder, batch_size=args.batch_size, progress=bar)

@@ -22,11 +22,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from sidecar.engine import engine_for_client
     from sidecar.search.templates import install
 
     setup_logging()
-    client, _ = client_from_args(args)
-    report = install(client, args.index, recreate=args.recreate)
-    print(f"index {args.index or '-'}: {'created' if report.index_created else 'kept'}; "
-          f"templates: {', '.join(report.templates)}; pipelines: {', '.join(report.pipelines)}")
-    return 0
+    client, settings = client_from_args(args)
+    report = install(client, args.index, recreate=args.recreate, engine=engine_for_client(client, settings.engine))
+    print(f"{report.engine}: index {args.index or '-'}: {'created' if report.index_created else 'kept'}; "
+          f"templates: {', '.join(report.templates) or '-'}; pipelines: {', '.join(report.pipelines) or '-'}")
+    for template_id, reason in report.failed.items():
+        print(f"  template {template_id} refused by the engine: {reason}")
+    return 1 if report.failed else 0

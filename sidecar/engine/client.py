@@ -170,6 +170,8 @@ class OpenSearchGateway:
 
     def __init__(self, info: ConnectionInfo) -> None:
         self._info = info
+        # Connection failures so far: the engine layer re-detects the engine after one (EngineRef).
+        self.failures = 0
         self._pool = HostPool(info.urls, retry_after_s=info.retry_after_s)
         self._session = requests.Session()
         self._session.trust_env = False  # never route through a proxy picked up from the environment
@@ -230,13 +232,16 @@ class OpenSearchGateway:
                 never_sent = isinstance(exc, requests.ConnectTimeout) or _refused(exc)
                 if never_sent or retry_sent:
                     continue
+                self.failures += 1
                 raise OpenSearchUnavailable(f"{failures[-1]} talking to OpenSearch") from exc
             except requests.RequestException as exc:
+                self.failures += 1
                 raise OpenSearchUnavailable(
                     f"{type(exc).__name__} talking to OpenSearch at {redact_url(base)}") from exc
             self._pool.mark_alive(base)
             break
         else:
+            self.failures += 1
             raise OpenSearchUnavailable(f"no OpenSearch node answered: {'; '.join(failures)}")
         try:
             raw = resp.raw.read(decode_content=False)
@@ -250,9 +255,10 @@ class OpenSearchGateway:
         return RawResponse(status=resp.status_code, headers=kept, body=raw)
 
     def ping(self) -> bool:
-        """Return whether the cluster answers its root endpoint."""
+        """Return whether the cluster answers its health endpoint (both engines have it; an
+        Elasticsearch build without the rest-root module answers `GET /` with 405)."""
         try:
-            return self.forward("GET", "/", b"", [], b"", service_account=True).status == 200
+            return self.forward("GET", "/_cluster/health", b"", [], b"", service_account=True).status == 200
         except OpenSearchUnavailable:
             return False
 

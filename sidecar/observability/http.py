@@ -10,6 +10,7 @@ from flask import Flask, g, request
 from sidecar.observability import tracing
 from sidecar.observability.logs import bind_request_id, choose_request_id, reset_request_id
 from sidecar.observability.metrics import metrics
+from sidecar.rerank.deadline import mark_arrival, reset_arrival
 
 access_log = logging.getLogger("sidecar.access")
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -21,6 +22,7 @@ def install(app: Flask) -> None:
     @app.before_request
     def _start() -> None:
         g.rescore_started = time.perf_counter()
+        g.rescore_arrival_token = mark_arrival()  # rerank deadlines count from here
         g.rescore_request_id = choose_request_id(request.headers.get(REQUEST_ID_HEADER),
                                                  request.headers.get("X-Opaque-Id"))
         g.rescore_token = bind_request_id(g.rescore_request_id)
@@ -53,3 +55,6 @@ def install(app: Flask) -> None:
         token = g.pop("rescore_token", None)
         if token is not None:
             reset_request_id(token)
+        arrival = g.pop("rescore_arrival_token", None)
+        if arrival is not None:
+            reset_arrival(arrival)

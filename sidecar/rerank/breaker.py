@@ -3,6 +3,9 @@
 closed -> (N consecutive failures) -> open -> (cooldown elapsed) -> half_open: exactly one
 request probes the reranker; success closes the circuit, failure opens it for another cooldown.
 While open (or while the probe runs) callers skip the reranker and keep first-stage order.
+Only backend faults count: the scheduler reports each model batch's verdict (record_verdict) and
+a model that cannot be loaded counts as one failure; queue waits, client deadlines, overload and
+invalid input are not the model's fault and never trip the circuit.
 """
 from __future__ import annotations
 
@@ -82,6 +85,13 @@ class CircuitBreaker:
                 self._probing = False
                 logger.warning("circuit_open consecutive_failures=%d cooldown_s=%.1f", self._failures,
                                self._cooldown_s)
+
+    def record_verdict(self, error: BaseException | None) -> None:
+        """Record one model call's outcome: None = it scored, else the model's error."""
+        if error is None:
+            self.record_success()
+        else:
+            self.record_failure()
 
     def release(self) -> None:
         """Give the probe back without a verdict (the call was skipped, e.g. overloaded or invalid)."""

@@ -64,6 +64,13 @@ class RerankerOptions:
     redis_timeout_s: float = 0.1
     # Maximum pending pairs in the scheduler queue before requests are refused as overloaded.
     queue_size: int = 4096
+    # Rerank requests scored at once per worker (admission control, separate from the I/O threads);
+    # one more is answered at once with first-stage order (status overloaded). 0 = no limit.
+    rerank_slots: int = 16
+    # Niceness (Linux, 0..19) of the threads that run the model (the scheduler and ONNX Runtime's
+    # pool): on a busy CPU they yield to the request threads, so plain traffic keeps engine speed
+    # while reranks run; ONNX Runtime also stops spin-waiting. 0 = same priority as requests.
+    model_nice: int = 10
     # Default task instruction of the Qwen3-Reranker prompt (requests may override it).
     instruction: str = DEFAULT_INSTRUCTION
     # Where exported/quantized ONNX models are cached, keyed by model, revision and quantization.
@@ -112,6 +119,9 @@ class RerankerOptions:
         for name in ("token_budget", "cache_size", "cache_bytes", "num_threads"):
             _check_min(name, getattr(self, name), 0)
         _check_min("queue_size", self.queue_size, 1)
+        _check_min("rerank_slots", self.rerank_slots, 0)
+        if not 0 <= self.model_nice <= 19:
+            raise OptionsError(f"model_nice (RESCORE_MODEL_NICE) must be in 0..19, got {self.model_nice}")
         if self.max_length < 64:
             raise OptionsError(f"max_length (RESCORE_MAX_LENGTH) must be >= 64, got {self.max_length}")
         if self.remote_timeout_s <= 0:

@@ -13,6 +13,10 @@ from typing import Protocol
 from tokenizers import Tokenizer
 
 from sidecar.backends.base import EncodedPair, InputFormat, TextPair, TokenizerSpec
+from sidecar.rerank.deadline import check_deadline
+
+# Documents tokenized at once between two deadline checks.
+ENCODE_CHUNK = 32
 
 QWEN3_PREFIX = (
     "<|im_start|>system\nJudge whether the Document meets the requirements based on the Query and the "
@@ -43,8 +47,9 @@ def qwen3_text_pair(instruction: str, query: str, document: str) -> tuple[str, s
 class PairEncoder(Protocol):
     """Encodes the documents of one query for a backend."""
 
-    def encode(self, query: str, documents: list[str], instruction: str) -> list[EncodedPair] | list[TextPair]:
-        """Return one batch item per document, in order."""
+    def encode(self, query: str, documents: list[str], instruction: str, *,
+               deadline: float | None = None) -> list[EncodedPair] | list[TextPair]:
+        """Return one batch item per document, in order (DeadlineExceeded once the deadline passed)."""
         ...
 
 
@@ -85,14 +90,23 @@ class Qwen3PromptEncoder:
             raise ValueError(f"max_length={max_length} leaves no room for the document")
         self.answers = answer_tokens(tokenizer)
 
-    def encode(self, query: str, documents: list[str], instruction: str) -> list[EncodedPair]:
-        """Return prefix + truncated body + suffix ids per document, marking the shared prefix."""
-        bodies = [qwen3_body(instruction, query, doc) for doc in documents]
-        encodings = self._tokenizer.encode_batch(bodies, add_special_tokens=False)
+    def encode(self, query: str, documents: list[str], instruction: str, *,
+               deadline: float | None = None) -> list[EncodedPair]:
+        """Return prefix + truncated body + suffix ids per document, marking the shared prefix.
+
+        Raises DeadlineExceeded when the deadline passes between two chunks of documents.
+        """
         query_ids = self._tokenizer.encode(
             QWEN3_QUERY_PART.format(instruction=instruction, query=query), add_special_tokens=False
         ).ids
-        return [self._wrap(encoding.ids[: self.max_body_length], query_ids) for encoding in encodings]
+        out: list[EncodedPair] = []
+        for start in range(0, len(documents), ENCODE_CHUNK):
+            check_deadline(deadline)
+            bodies = [qwen3_body(instruction, query, doc) for doc in documents[start:start + ENCODE_CHUNK]]
+            encodings = self._tokenizer.encode_batch(bodies, add_special_tokens=False)
+            out.extend(self._wrap(encoding.ids[: self.max_body_length], query_ids) for encoding in encodings)
+        check_deadline(deadline)
+        return out
 
     def _wrap(self, body: list[int], query_ids: list[int]) -> EncodedPair:
         # BPE may merge across "<Document>:" and the document; share the prefix only when it did not.
@@ -112,21 +126,69 @@ class CrossEncoderPairEncoder:
         self._longest_first = load_tokenizer(tokenizer_file)
         self._longest_first.enable_truncation(max_length, strategy="longest_first")
 
-    def encode(self, query: str, documents: list[str], instruction: str) -> list[EncodedPair]:
-        """Return [CLS] query [SEP] document [SEP] ids and segment ids, at most max_length long."""
+    def encode(self, query: str, documents: list[str], instruction: str, *,
+               deadline: float | None = None) -> list[EncodedPair]:
+        """Return [CLS] query [SEP] document [SEP] ids and segment ids, at most max_length long.
+
+        The query is tokenized once; each text of a pair is cut (at a word boundary) to what
+        truncation can keep, so a long query or document costs its tokens once, not once per
+        pair. Raises DeadlineExceeded when the deadline passes between two chunks.
+        """
         del instruction  # cross-encoders take no instruction
-        query_len = len(self._plain.encode(query, add_special_tokens=False).ids)
+        query_encoding = self._plain.encode(query, add_special_tokens=False)
+        query_len = len(query_encoding.ids)
         # A query longer than half the window is cut too; only_second would fail on it.
         tokenizer = self._only_second if query_len <= self.max_length // 2 else self._longest_first
-        encodings = tokenizer.encode_batch([(query, doc) for doc in documents])
-        return [EncodedPair(input_ids=e.ids, token_type_ids=e.type_ids) for e in encodings]
+        out: list[EncodedPair] = []
+        for start in range(0, len(documents), ENCODE_CHUNK):
+            check_deadline(deadline)
+            chunk = documents[start:start + ENCODE_CHUNK]
+            doc_encodings = self._plain.encode_batch(chunk, add_special_tokens=False)
+            pairs = []
+            for doc, doc_encoding in zip(chunk, doc_encodings, strict=True):
+                doc_len = len(doc_encoding.ids)
+                # Truncation keeps at most max_length tokens of a text, and beyond that only which text
+                # is longer matters: cutting both to a little over max_length, the longer one still
+                # longer (a cut ends at a word's end, so give it a word's worth of margin), leaves
+                # the pair as it was.
+                if query_len != doc_len and min(query_len, doc_len) > self.max_length + 1:
+                    keep_query = self.max_length + 1 + _CUT_MARGIN * (query_len > doc_len)
+                    keep_doc = self.max_length + 1 + _CUT_MARGIN * (doc_len > query_len)
+                elif query_len == doc_len:
+                    keep_query = keep_doc = query_len
+                else:
+                    keep_query = max(self.max_length, doc_len) + 1
+                    keep_doc = max(self.max_length, query_len) + 1
+                pairs.append((_cut_tokens(query, query_encoding, keep_query),
+                              _cut_tokens(doc, doc_encoding, keep_doc)))
+            out.extend(EncodedPair(input_ids=e.ids, token_type_ids=e.type_ids) for e in tokenizer.encode_batch(pairs))
+        check_deadline(deadline)
+        return out
+
+
+# Tokens one word may span (WordPiece turns words over 100 characters into one [UNK]).
+_CUT_MARGIN = 128
+
+
+def _cut_tokens(text: str, encoding, keep: int) -> str:
+    """Return text cut before the first word that starts after its first `keep` tokens."""
+    words = encoding.word_ids
+    if len(words) <= keep:
+        return text
+    last = words[keep]
+    for index in range(keep + 1, len(words)):
+        if words[index] is not None and words[index] != last:
+            return text[:encoding.offsets[index][0]]
+    return text
 
 
 class TextPairEncoder:
     """Pass texts through untouched, for backends that tokenize on their own server."""
 
-    def encode(self, query: str, documents: list[str], instruction: str) -> list[TextPair]:
+    def encode(self, query: str, documents: list[str], instruction: str, *,
+               deadline: float | None = None) -> list[TextPair]:
         """Return one TextPair per document."""
+        check_deadline(deadline)
         return [TextPair(query=query, document=doc, instruction=instruction) for doc in documents]
 
 

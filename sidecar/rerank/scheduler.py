@@ -1,8 +1,8 @@
 """Token-budget batching and one worker thread that merges concurrent requests.
 
-Requests enqueue their pairs; the worker drains everything pending, sorts it by length, cuts
-batches whose padded size (longest x count) fits the token budget, scores them and hands each
-score back to its request. A request whose deadline passes stops waiting and keeps what was
+Requests enqueue their pairs (per owner, shortest first); the worker takes one batch at a time
+round-robin across owners, as many pairs as fit the token budget (padded size = longest x count),
+scores it and hands each score back to its request. A request whose deadline passes stops waiting and keeps what was
 scored so far (None for the rest); its unscored pairs are dropped from later batches.
 """
 
@@ -11,11 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import OrderedDict, deque
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from sidecar.backends.base import RerankError
+from sidecar.rerank.priority import lower_current_thread
 
 logger = logging.getLogger(__name__)
 
@@ -89,9 +91,10 @@ def plan_batches(costs: Sequence[int], policy: BatchPolicy) -> list[list[int]]:
 class _Ticket(Generic[T]):
     """One request's pairs and the scores filled in by the worker."""
 
-    def __init__(self, items: list[T], deadline: float | None) -> None:
+    def __init__(self, items: list[T], deadline: float | None, owner: Hashable) -> None:
         self.items = items
         self.deadline = deadline
+        self.owner = owner
         self.scores: list[float | None] = [None] * len(items)
         self.remaining = len(items)
         self.error: BaseException | None = None
@@ -141,7 +144,14 @@ class _Entry(Generic[T]):
 
 
 class Scheduler(Generic[T]):
-    """Run score_fn on token-budget batches merged across concurrent requests, in one thread."""
+    """Run score_fn on token-budget batches merged across concurrent requests, in one thread.
+
+    Fair queueing: pending pairs are kept per owner (one HTTP request, so the entries of one
+    `_msearch` share a turn) and every batch takes them round-robin across owners, so one big
+    request never makes a small one wait for all of its pairs. Admission control: a request is
+    refused at once (OverloadedError) when `max_requests` requests are already being scored or
+    when the measured model speed says its pairs cannot be scored before its deadline.
+    """
 
     def __init__(
         self,
@@ -150,16 +160,27 @@ class Scheduler(Generic[T]):
         cost_fn: Callable[[T], int],
         policy: BatchPolicy,
         queue_size: int,
+        max_requests: int = 0,
+        nice: int = 0,
         name: str = "rerank",
         on_batch: Callable[[BatchStats], None] | None = None,
+        on_verdict: Callable[[BaseException | None], None] | None = None,
     ) -> None:
         self._score_fn = score_fn
         self._on_batch = on_batch
+        self._on_verdict = on_verdict
         self._cost_fn = cost_fn
         self._policy = policy
         self._queue_size = queue_size
-        self._pending: list[_Entry[T]] = []
+        self._max_requests = max_requests
+        self._nice = nice
+        self._owners: OrderedDict[Hashable, deque[_Entry[T]]] = OrderedDict()
+        self._pending = 0  # entries queued in self._owners
         self._in_flight = 0  # entries taken by the worker and not yet scored or dropped
+        self._in_flight_cost = 0
+        self._tickets = 0  # requests admitted and still waiting
+        # Measured model speed: seconds per (real) token, smoothed; None until the first batch.
+        self._s_per_token: float | None = None
         self._cond = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name=f"{name}-scheduler", daemon=True)
@@ -169,63 +190,153 @@ class Scheduler(Generic[T]):
     def load(self) -> int:
         """Return the number of pairs queued or being scored."""
         with self._cond:
-            return len(self._pending) + self._in_flight
+            return self._pending + self._in_flight
 
-    def run(self, items: list[T], *, timeout_s: float | None = None) -> Outcome:
-        """Score items (blocking); past timeout_s return what was scored so far."""
+    @property
+    def active_requests(self) -> int:
+        """Return the number of requests admitted and not yet answered."""
+        with self._cond:
+            return self._tickets
+
+    def run(self, items: list[T], *, timeout_s: float | None = None, deadline: float | None = None,
+            owner: Hashable | None = None) -> Outcome:
+        """Score items (blocking); past the deadline return what was scored so far.
+
+        deadline is a time.monotonic() value; timeout_s (from now) is used when it is None.
+        """
         if not items:
             return Outcome(scores=[], complete=True)
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        ticket = _Ticket(items, deadline)
+        if deadline is None and timeout_s is not None:
+            deadline = time.monotonic() + timeout_s
+        ticket = _Ticket(items, deadline, owner if owner is not None else object())
+        if deadline is not None and time.monotonic() >= deadline:
+            return ticket.snapshot()  # no time left: nothing is queued
         self._enqueue(ticket)
-        ticket.done.wait(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
-        outcome = ticket.snapshot()
+        try:
+            ticket.done.wait(timeout=None if deadline is None else max(0.0, deadline - time.monotonic()))
+            outcome = ticket.snapshot()
+        finally:
+            self._forget(ticket)
         if ticket.error is not None:
             raise ticket.error
         return outcome
+
+    def estimate_s(self, cost: int, owner: Hashable | None = None) -> float | None:
+        """Return the seconds a new request of `cost` tokens would take now (None: speed unknown)."""
+        with self._cond:
+            return self._estimate_locked(cost, owner)
+
+    def set_verdict_listener(self, listener: Callable[[BaseException | None], None] | None) -> None:
+        """Report each batch's verdict (None = scored, else the model's error) to listener."""
+        self._on_verdict = listener
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Stop the worker; queued requests fail with SchedulerClosedError."""
         with self._cond:
             self._closed = True
-            pending, self._pending = self._pending, []
+            pending = [entry for queue in self._owners.values() for entry in queue]
+            self._owners.clear()
+            self._pending = 0
             self._cond.notify_all()
         for entry in pending:
             entry.ticket.fail(SchedulerClosedError("reranker is shutting down"))
         self._thread.join(timeout=timeout_s)
 
+    def _estimate_locked(self, cost: int, owner: Hashable | None) -> float | None:
+        if self._s_per_token is None:
+            return None
+        # Round-robin shares the model: every other owner delays us by at most as much as we need.
+        ahead = sum(min(sum(e.cost for e in queue), cost) for key, queue in self._owners.items() if key != owner)
+        own = sum(e.cost for e in self._owners.get(owner, ())) if owner is not None else 0
+        return (self._in_flight_cost + ahead + own + cost) * self._s_per_token
+
     def _enqueue(self, ticket: _Ticket[T]) -> None:
-        entries = [_Entry(ticket, i, self._cost_fn(item)) for i, item in enumerate(ticket.items)]
+        entries = sorted((_Entry(ticket, i, self._cost_fn(item)) for i, item in enumerate(ticket.items)),
+                         key=lambda e: e.cost)
+        cost = sum(e.cost for e in entries)
         with self._cond:
             if self._closed:
                 raise SchedulerClosedError("reranker is shutting down")
-            load = len(self._pending) + self._in_flight
+            load = self._pending + self._in_flight
             if load + len(entries) > self._queue_size:
                 raise OverloadedError(
                     f"rerank queue full: {load} pairs pending, {len(entries)} more would exceed "
                     f"queue_size={self._queue_size} (RESCORE_QUEUE_SIZE)"
                 )
-            self._pending.extend(entries)
+            if self._max_requests and self._tickets >= self._max_requests:
+                raise OverloadedError(f"all {self._max_requests} rerank slots are busy (RESCORE_RERANK_SLOTS)")
+            if ticket.deadline is not None:
+                estimate = self._estimate_locked(cost, ticket.owner)
+                left = ticket.deadline - time.monotonic()
+                if estimate is not None and estimate > left:
+                    raise OverloadedError(
+                        f"cannot finish within the deadline: {len(entries)} pairs need about "
+                        f"{estimate * 1e3:.0f} ms at the current load, {max(left, 0.0) * 1e3:.0f} ms are left"
+                    )
+            self._owners.setdefault(ticket.owner, deque()).extend(entries)
+            self._pending += len(entries)
+            self._tickets += 1
             self._cond.notify()
 
-    def _take_round(self) -> list[_Entry[T]] | None:
+    def _forget(self, ticket: _Ticket[T]) -> None:
+        """Drop a finished or abandoned request's unscored pairs from the queue."""
+        with self._cond:
+            self._tickets -= 1
+            queue = self._owners.get(ticket.owner)
+            if queue is None:
+                return
+            kept = deque(e for e in queue if e.ticket is not ticket)
+            self._pending -= len(queue) - len(kept)
+            if kept:
+                self._owners[ticket.owner] = kept
+            else:
+                del self._owners[ticket.owner]
+
+    def _take_batch(self) -> list[_Entry[T]] | None:
+        """Wait for work; take one batch's worth of live pairs round-robin across owners."""
         with self._cond:
             while not self._pending and not self._closed:
                 self._cond.wait()
             if self._closed:
                 return None
-            taken, self._pending = self._pending, []
+            now = time.monotonic()
+            taken: list[_Entry[T]] = []
+            widest = 0
+            while self._owners and len(taken) < self._policy.max_batch_size:
+                owner, queue = next(iter(self._owners.items()))
+                entry = queue[0]
+                if entry.ticket.live(now):
+                    width = max(widest, entry.cost)
+                    if taken and (len(taken) + 1) * width > self._policy.token_budget:
+                        break
+                    taken.append(entry)
+                    widest = width
+                queue.popleft()
+                self._pending -= 1
+                self._owners.move_to_end(owner)  # the next pair comes from the next owner
+                if not queue:
+                    del self._owners[owner]
             self._in_flight += len(taken)
+            self._in_flight_cost += sum(e.cost for e in taken)
             return taken
 
-    def _release(self, count: int) -> None:
+    def _release(self, entries: list[_Entry[T]]) -> None:
         with self._cond:
-            self._in_flight -= count
+            self._in_flight -= len(entries)
+            self._in_flight_cost -= sum(e.cost for e in entries)
+
+    def _learn(self, stats: BatchStats) -> None:
+        if stats.tokens <= 0:
+            return
+        sample = stats.seconds / stats.tokens
+        with self._cond:
+            self._s_per_token = sample if self._s_per_token is None else 0.7 * self._s_per_token + 0.3 * sample
 
     def _run(self) -> None:
-        while (entries := self._take_round()) is not None:
-            for batch in plan_batches([e.cost for e in entries], self._policy):
-                self._score_batch([entries[i] for i in batch])
+        lower_current_thread(self._nice)  # the model runs here (and in its library's pool threads)
+        while (entries := self._take_batch()) is not None:
+            if entries:
+                self._score_batch(entries)
 
     def _score_batch(self, entries: list[_Entry[T]]) -> None:
         now = time.monotonic()
@@ -233,11 +344,18 @@ class Scheduler(Generic[T]):
         try:
             if not live:
                 return
+            live = [live[i] for batch in plan_batches([e.cost for e in live], self._policy) for i in batch]
             started = time.perf_counter()
-            scores = self._score_fn([e.ticket.items[e.index] for e in live])
+            try:
+                scores = self._score_fn([e.ticket.items[e.index] for e in live])
+            except Exception as exc:
+                self._verdict(exc)
+                raise
+            self._verdict(None)
             seconds = time.perf_counter() - started
             stats = BatchStats(size=len(live), tokens=sum(e.cost for e in live),
                                padded_tokens=len(live) * max(e.cost for e in live), seconds=seconds)
+            self._learn(stats)
             logger.debug("batch_scored size=%d padded_tokens=%d took_ms=%.1f", stats.size, stats.padded_tokens,
                          seconds * 1e3)
             for ticket in {id(e.ticket): e.ticket for e in live}.values():
@@ -252,7 +370,15 @@ class Scheduler(Generic[T]):
             for ticket in {id(e.ticket): e.ticket for e in live}.values():
                 ticket.fail(error)
         finally:
-            self._release(len(entries))
+            self._release(entries)
+
+    def _verdict(self, error: BaseException | None) -> None:
+        """Tell the listener (the circuit breaker) whether the model scored a batch."""
+        if self._on_verdict is not None:
+            try:
+                self._on_verdict(error)
+            except Exception:  # a listener bug must not kill the worker
+                logger.exception("verdict_listener_failed")
 
 
 def _wrap_backend_error(exc: Exception) -> RerankError:

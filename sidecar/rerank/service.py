@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from sidecar.backends import create_backend
 from sidecar.backends.base import Backend
+from sidecar.observability.logs import current_request_id
 from sidecar.observability.metrics import metrics
 from sidecar.rerank.cache import ScoreCache, ScoreStore, cache_keys
 from sidecar.rerank.options import RerankerOptions
 from sidecar.rerank.passages import Splitter, splitter_for
 from sidecar.rerank.prompt import PairEncoder, build_encoder
+from sidecar.rerank.deadline import DeadlineExceeded, deadline_for
 from sidecar.rerank.scheduler import BatchPolicy, Scheduler
 
 logger = logging.getLogger(__name__)
@@ -67,8 +70,13 @@ class RerankService:
     def score(
         self, query: str, documents: list[str], *, instruction: str | None = None, timeout_s: float | None = None
     ) -> ScoreResult:
-        """Return raw relevance scores of documents for query; cached pairs are not rescored."""
+        """Return raw relevance scores of documents for query; cached pairs are not rescored.
+
+        timeout_s counts from the arrival of the current request (sidecar/rerank/deadline.py), so
+        encoding, queueing and scoring together end by then; what is not scored stays None.
+        """
         started = time.perf_counter()
+        deadline = None if timeout_s is None else deadline_for(timeout_s)
         instruction = instruction or self._instruction
         keys = cache_keys(self.model, instruction, query, documents)
         scores = self._cache.get_many(keys)
@@ -78,14 +86,19 @@ class RerankService:
         queue_ms = model_ms = 0.0
         metrics().observe_cache(hits, len(misses))
         if misses:
-            items = self._encoder.encode(query, [documents[i] for i in misses], instruction)
-            remaining = None if timeout_s is None else max(0.0, timeout_s - (time.perf_counter() - started))
-            outcome = self._scheduler.run(items, timeout_s=remaining)
-            complete = outcome.complete
-            queue_ms, model_ms = outcome.queue_ms, outcome.model_ms
-            for index, score in zip(misses, outcome.scores, strict=True):
-                scores[index] = score
-            self._cache.put_many((keys[i], s) for i, s in zip(misses, outcome.scores, strict=True) if s is not None)
+            try:
+                items = self._encoder.encode(query, [documents[i] for i in misses], instruction, deadline=deadline)
+            except DeadlineExceeded:  # the budget ran out while tokenizing: nothing more is scored
+                items = None
+                complete = False
+            if items is not None:
+                outcome = self._scheduler.run(items, deadline=deadline, owner=current_request_id() or None)
+                complete = outcome.complete
+                queue_ms, model_ms = outcome.queue_ms, outcome.model_ms
+                for index, score in zip(misses, outcome.scores, strict=True):
+                    scores[index] = score
+                self._cache.put_many((keys[i], s) for i, s in zip(misses, outcome.scores, strict=True)
+                                     if s is not None)
         scored = sum(score is not None for score in scores) - hits
         took_ms = (time.perf_counter() - started) * 1e3
         status = _status(complete, scored)
@@ -93,6 +106,10 @@ class RerankService:
                     len(documents), hits, scored, status, took_ms)
         return ScoreResult(scores=scores, cache_hits=hits, scored=scored, took_ms=took_ms, model=self.model,
                            status=status, queue_ms=queue_ms, model_ms=model_ms, cache=self._cache.state)
+
+    def watch(self, listener: Callable[[BaseException | None], None]) -> None:
+        """Report every batch's verdict (None = scored, else the model's error) to listener."""
+        self._scheduler.set_verdict_listener(listener)
 
     @property
     def passage_splitter(self) -> Splitter:
@@ -123,6 +140,7 @@ class RerankService:
         return {
             **self.backend.health(),
             "queue_load": self._scheduler.load,
+            "active_requests": self._scheduler.active_requests,
             "cache": stats.as_dict(),
             **({"shared_cache": shared()} if shared else {}),
         }
@@ -151,6 +169,8 @@ def build_service(backend: Backend, options: RerankerOptions) -> RerankService:
         policy=BatchPolicy(token_budget=options.resolved_token_budget(backend.device),
                            max_batch_size=options.max_batch_size),
         queue_size=options.queue_size,
+        max_requests=options.rerank_slots,
+        nice=options.model_nice,
         name=f"rerank-{backend.device}",
         on_batch=metrics().observe_batch,
     )

@@ -21,7 +21,7 @@ from sidecar.rerank.breaker import CircuitBreaker
 from sidecar.search.first_stage import VECTOR_MODES, template_request
 from sidecar.search.flow import UpstreamError, arrange, first_stage_size, rerank_window
 from sidecar.search.syntax import RerankSpec
-from sidecar.search.templates import MODES
+from sidecar.engine import Engine
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class Comparison:
 
 def compare(client: OpenSearch, reranker_factory: Callable[[], Any], *, index: str, mode: str,
             spec: RerankSpec, size: int, embed: Callable[[str], list[float]] | None = None,
-            breaker: CircuitBreaker | None = None) -> Comparison:
+            breaker: CircuitBreaker | None = None, engine: Engine) -> Comparison:
     """Run the `mode` template once on `index`, rerank its top spec.window_size hits, return both lists."""
     started = time.perf_counter()
     vector = None
@@ -55,8 +55,8 @@ def compare(client: OpenSearch, reranker_factory: Callable[[], Any], *, index: s
     embedded = time.perf_counter()
 
     fetch = first_stage_size(0, size, spec.window_size)
-    body, params = template_request(mode, spec.query_text, size=fetch, query_vector=vector)
-    response = _first_stage(client, index, mode, body, params)
+    body, params = template_request(mode, spec.query_text, engine=engine, size=fetch, query_vector=vector)
+    response = _first_stage(client, index, engine.modes[mode], body, params)
     searched = time.perf_counter()
     hits: list[dict] = response.get("hits", {}).get("hits", [])
 
@@ -95,8 +95,9 @@ def compare(client: OpenSearch, reranker_factory: Callable[[], Any], *, index: s
     return Comparison(first_stage=first_stage, reranked=reranked, timings=timings, rerank=rerank_info)
 
 
-def _first_stage(client: OpenSearch, index: str, mode: str, body: dict, params: dict[str, str]) -> dict:
-    template_id, pipeline = MODES[mode]
+def _first_stage(client: OpenSearch, index: str, stored: tuple[str, str | None], body: dict,
+                 params: dict[str, str]) -> dict:
+    template_id, pipeline = stored
     try:
         return client.search_template(index=index, body=body, params=params)
     except OSConnectionError as exc:

@@ -19,7 +19,7 @@ from opensearchpy.client.utils import _make_path
 from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import TransportError
 
-from sidecar.api.errors import ValidationFailed
+from sidecar.api.errors import BadRequest, RerankFailed, ValidationFailed
 from sidecar.observability import tracing
 from sidecar.rerank.breaker import CircuitBreaker
 from sidecar.rerank import passages
@@ -27,11 +27,13 @@ from sidecar.rerank.doc_text import template_fields, template_for
 from sidecar.rerank.documents import apply_source_filter, hit_text, plan_source
 from sidecar.search import fusion, personalization
 from sidecar.engine.client import OpenSearchUnavailable
-from sidecar.search.syntax import RerankSpec, fit_texts
+from sidecar.search.syntax import RerankSpec, fit_texts, scrub_text
 
 log = logging.getLogger(__name__)
 
 _UNSUPPORTED_WITH_RERANK = ("search_after", "scroll", "pit")
+# Statuses of a rerank that did not happen (first-stage order was kept).
+FAILED_STATUSES = frozenset({"error", "overloaded", "circuit_open", "timeout"})
 # The highlight field that carries a long document's best passage (passages on).
 PASSAGE_HIGHLIGHT = "_rerank_passage"
 
@@ -75,6 +77,8 @@ def search_with_rerank(client: OpenSearch, reranker_factory: Callable[[], Any], 
     for key in _UNSUPPORTED_WITH_RERANK:
         if key in body or key in params:
             raise ValidationFailed(f"{key} cannot be combined with reranking; page with from/size", field=key)
+    if "sort" in body or "sort" in params:  # both engines refuse a sorted rescore the same way
+        raise BadRequest("Cannot use [sort] option in conjunction with [rescore].", field="sort")
     from_ = _int_param(params.pop("from", body.pop("from", 0)), "from")
     size = _int_param(params.pop("size", body.pop("size", 10)), "size")
     window = spec.window_size
@@ -94,6 +98,9 @@ def search_with_rerank(client: OpenSearch, reranker_factory: Callable[[], Any], 
         outcome = rerank_window(reranker_factory, spec, window_hits, breaker=breaker)
         tracing.set_attributes(current, status=outcome.status, **{k: v for k, v in outcome.info.items()
                                                                   if k.endswith("_ms")})
+    if spec.fail_on_error and outcome.status in FAILED_STATUSES:
+        raise RerankFailed(f"reranking failed ({outcome.status}) and allow_rerank_failures is false",
+                           rerank={"status": outcome.status, **outcome.info})
 
     for position in outcome.order:
         hit = window_hits[position]
@@ -126,6 +133,8 @@ def search_with_rerank(client: OpenSearch, reranker_factory: Callable[[], Any], 
         **request_ext(spec, outcome.info),
         "query_id": query_id or uuid.uuid4().hex,
     }
+    if spec.name is not None:
+        ext["rerank"]["name"] = spec.name
     if experiment is not None:
         ext["rerank"]["experiment"] = experiment
     log.info("rerank_search index=%s status=%s window=%d first_stage_ms=%.1f total_ms=%.1f",
@@ -167,6 +176,8 @@ def rerank_window(reranker_factory: Callable[[], Any], spec: RerankSpec, window_
         return WindowOutcome(identity, {}, {}, set(), "skipped", {"reason": "no hits"})
     raw_texts = [hit_text(hit, spec.fields, template_for(hit, spec.doc_template, spec.index_templates))
                  for hit in window_hits]
+    if text_field == "hits.hits":  # the engine's documents: a lone surrogate is not the caller's fault
+        raw_texts = [scrub_text(text) for text in raw_texts]
     texts, truncated = fit_texts(raw_texts, text_field, spec.max_text_chars, spec.text_overflow)
     truncated += spec.query_truncated
     if breaker is not None and not breaker.allow():
@@ -176,6 +187,14 @@ def rerank_window(reranker_factory: Callable[[], Any], spec: RerankSpec, window_
                               "retry_in_s": round(retry, 3)})
     try:
         reranker = reranker_factory()
+    except Exception as exc:  # the model could not be loaded: a backend fault
+        if breaker is not None:
+            breaker.record_failure()
+        log.warning("rerank_failed status=error error=%s: %s", type(exc).__name__, exc)
+        return WindowOutcome(identity, {}, {}, set(), "error", {"error": f"{type(exc).__name__}: {exc}"})
+    # The breaker hears the model's own verdicts from the scheduler (Services wires it with
+    # RerankService.watch): queue waits, deadlines, overload and bad input never count.
+    try:
         if spec.model and spec.model not in (reranker.model, "default"):
             raise ValidationFailed(f"model {spec.model!r} is not served here (serving {reranker.model!r})",
                                    field="model")
@@ -184,21 +203,14 @@ def rerank_window(reranker_factory: Callable[[], Any], spec: RerankSpec, window_
         result = reranker.score(spec.query_text, split.texts if split else texts, instruction=spec.instruction,
                                 timeout_s=spec.timeout_ms / 1000)
     except ValidationFailed:
-        if breaker is not None:
-            breaker.release()
         raise
     except Exception as exc:  # the documented degradation path: first-stage order, status says why
         status = "overloaded" if type(exc).__name__ == "OverloadedError" else "error"
-        if breaker is not None and status == "overloaded":
-            breaker.release()  # a busy queue says nothing about the model's health
-        elif breaker is not None:
-            breaker.record_failure()
         log.warning("rerank_failed status=%s error=%s: %s", status, type(exc).__name__, exc)
         return WindowOutcome(identity, {}, {}, set(), status, {"error": f"{type(exc).__name__}: {exc}"})
-    if breaker is not None and result.status == "timeout":
-        breaker.record_failure()  # a deadline with nothing scored: a hung model must trip the circuit
-    elif breaker is not None:
-        breaker.record_success()
+    finally:
+        if breaker is not None:
+            breaker.release()  # frees a half-open probe that got no verdict (cache hits, overload, deadline)
 
     info = {"model": result.model, "cache_hits": result.cache_hits, "scored": result.scored,
             "rerank_ms": round(result.took_ms, 1), "queue_ms": round(result.queue_ms, 1),

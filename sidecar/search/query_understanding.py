@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 DEFAULT_RULES_FILE = Path(__file__).resolve().parents[2] / "es_templates" / "query_rules.json"
 BUILTIN = ("normalize", "language", "rules")
+# Language detection and rules read at most this many leading characters of the normalized query,
+# so their time stays bounded whatever the query's length (the reranker still gets all of it).
+ANALYZE_CHARS = 1000
 # Code points that render as nothing and only split words: zero-width space, word joiner, BOM,
 # soft hyphen. Zero-width (non-)joiners stay: some scripts need them.
 _INVISIBLE = {"\u200b", "\u2060", "\ufeff", "\u00ad"}
@@ -129,7 +132,8 @@ class LanguageDetector:
         self._identifier = _identifier(languages)  # loaded at start-up, once per process; stateless per call
 
     def detect(self, text: str) -> str:
-        """Return the language code of `text`, or "unknown"."""
+        """Return the language code of `text` (its first ANALYZE_CHARS characters), or "unknown"."""
+        text = text[:ANALYZE_CHARS]
         letters = sum(ch.isalpha() for ch in text)
         if letters < self.min_letters or (len(text.split()) < self.min_words and letters < 2 * self.min_letters):
             return "unknown"
@@ -184,9 +188,13 @@ class RuleSet:
         self.rules = rules
 
     def analyze(self, info: QueryInfo) -> QueryInfo:
-        """Return info with the first matching rule's type, instruction and template (unchanged if none)."""
+        """Return info with the first matching rule's type, instruction and template (unchanged if none).
+
+        Rules see the first ANALYZE_CHARS characters of the normalized query.
+        """
+        probe = dataclasses.replace(info, normalized=info.normalized[:ANALYZE_CHARS])
         for rule in self.rules:
-            if rule.matches(info):
+            if rule.matches(probe):
                 instruction = rule.instruction
                 if instruction is not None:
                     name = _LANGUAGE_NAMES.get(info.language, info.language)

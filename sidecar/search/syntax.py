@@ -5,8 +5,9 @@ Supported ways to ask for reranking:
   ``query_text_path``), plus our keys ``window_size``, ``fields``, ``instruction``, ``fusion``,
   ``weights``, ``rank_constant``, ``min_score``, ``timeout_ms``, ``model``.
 - Elasticsearch rescore: ``"rescore": {"window_size": 50, "rerank": {"query_text": ..., "fields": [...]}}``.
-- Elasticsearch retriever: ``"retriever": {"text_similarity_reranker": {...}}``, translated into a
-  plain OpenSearch query because OpenSearch has no retrievers.
+- Elasticsearch retriever: ``"retriever": {"text_similarity_reranker": {...}}`` with Elasticsearch's
+  contract (rank_window_size default 10, allow_rerank_failures); its inner retriever runs as the
+  engine runs retrievers (natively on Elasticsearch, translated on OpenSearch: Engine.first_stage).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sidecar.api.errors import ValidationFailed
+from sidecar.engine import DEFAULT_ENGINE, Engine
 from sidecar.rerank.doc_text import DocTemplate, DocTemplateSet, TemplateError
 from sidecar.rerank.passages import PassageOptionError, PassageOptions
 from sidecar.search.personalization import UserContext, parse_user_context
@@ -27,6 +29,9 @@ FUSIONS = ("replace", "linear", "rrf")
 # templates, accepted in every syntax.
 _REQUEST_KEYS = ("user_context", "query_understanding", "passages", "doc_template")
 MAX_WINDOW = 1000
+# Accepted range of a rerank's time budget (ext.rerank.timeout_ms, RESCORE_RERANK_TIMEOUT_MS), counted
+# from the request's arrival. The upper end stays below every proxy and worker timeout in front.
+TIMEOUT_MS_RANGE = (1, 300_000)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -87,6 +92,14 @@ class RerankSpec:
     # (empty when the request says "doc_template": false).
     passages: PassageOptions = PassageOptions()
     index_templates: DocTemplateSet = DocTemplateSet()
+    # text_similarity_reranker's allow_rerank_failures false: a failed rerank fails the search.
+    fail_on_error: bool = False
+    # The reranking retriever's _name (kept in ext.rerank.name).
+    name: str | None = None
+
+
+# Elasticsearch's text_similarity_reranker default rank_window_size.
+RETRIEVER_WINDOW = 10
 
 
 @dataclass(frozen=True)
@@ -98,30 +111,36 @@ class SearchPlan:
     params: dict[str, str]
 
 
-def plan_search(body: dict | None, defaults: RerankDefaults) -> SearchPlan:
-    """Split a search body into the first-stage body and a rerank spec."""
+def plan_search(body: dict | None, defaults: RerankDefaults, engine: Engine = DEFAULT_ENGINE) -> SearchPlan:
+    """Split a search body into the first-stage body (in `engine`'s syntax) and a rerank spec."""
     if body is None:
         return SearchPlan({}, None, {})
     if not isinstance(body, dict):
         raise ValidationFailed("search body must be a JSON object", field="body")
-    if "retriever" in body:
-        return _from_retriever(body, defaults)
+    retriever = body.get("retriever")
+    if isinstance(retriever, dict) and "text_similarity_reranker" in retriever:
+        return _from_retriever(body, defaults, engine)
     original = body
     body = copy.deepcopy(body)
+    engine_params: dict[str, str] = {}
+    if "retriever" in body:  # a plain retriever tree, possibly with ext.rerank / rescore around it
+        _require_object(retriever, "retriever")
+        query, engine_params = engine.first_stage(body.pop("retriever"), "retriever")
+        body.update(query)
     ext = body.get("ext")
     if isinstance(ext, dict) and "rerank" in ext:
         raw = ext.pop("rerank")
         if not ext:
             body.pop("ext")
         if raw is False:  # the request opts out of a rerank policy; the engine must not see it
-            return SearchPlan(body, None, {})
+            return SearchPlan(body, None, engine_params)
         spec = _from_ext(raw, original, defaults)
-        return SearchPlan(body, spec, {})
+        return SearchPlan(body, spec, engine_params)
     if "rescore" in body:
         spec = _pop_rescore(body, defaults)
         if spec is not None:
-            return SearchPlan(body, spec, {})
-    return SearchPlan(body, None, {})
+            return SearchPlan(body, spec, engine_params)
+    return SearchPlan(body, None, engine_params)
 
 
 def opts_out(body: Any) -> bool:
@@ -220,30 +239,35 @@ def _pop_rescore(body: dict, defaults: RerankDefaults) -> RerankSpec | None:
 
 # --- Elasticsearch text_similarity_reranker retriever ---------------------------------------
 
-def _from_retriever(body: dict, defaults: RerankDefaults) -> SearchPlan:
+def _from_retriever(body: dict, defaults: RerankDefaults, engine: Engine) -> SearchPlan:
     body = copy.deepcopy(body)
     retriever = body.pop("retriever")
     _require_object(retriever, "retriever")
     params: dict[str, str] = {}
     if "text_similarity_reranker" not in retriever:
-        query, params = _translate_retriever(retriever, "retriever")
+        query, params = engine.first_stage(retriever, "retriever")
         body.update(query)
         return SearchPlan(body, None, params)
     where = "retriever.text_similarity_reranker"
     raw = retriever["text_similarity_reranker"]
     _require_object(raw, where)
     known = {"retriever", "field", "inference_text", "rank_window_size", "min_score", "inference_id",
+             "allow_rerank_failures", "chunk_rescorer", "_name",
              "instruction", "fusion", "weights", "rank_constant", "timeout_ms", "filter", *_REQUEST_KEYS}
     _reject_unknown(raw, known, where)
     if "inference_text" not in raw:
         raise ValidationFailed("text_similarity_reranker needs inference_text", field=f"{where}.inference_text")
     if "retriever" not in raw:
         raise ValidationFailed("text_similarity_reranker needs an inner retriever", field=f"{where}.retriever")
-    query, params = _translate_retriever(raw["retriever"], f"{where}.retriever")
+    inner = raw["retriever"]
+    _require_object(inner, f"{where}.retriever")
+    if "filter" in raw:  # the reranker's filter applies to what it reranks: its inner retriever
+        inner = _with_filter(inner, raw["filter"], f"{where}.retriever")
+    query, params = engine.first_stage(inner, f"{where}.retriever")
     body.update(query)
     field = raw.get("field")
     options = {
-        "window_size": raw.get("rank_window_size", defaults.window_size),
+        "window_size": raw.get("rank_window_size", RETRIEVER_WINDOW),
         "fields": [field] if field is not None else list(defaults.fields),
         "min_score": raw.get("min_score"),
         "model": raw.get("inference_id"),
@@ -253,54 +277,76 @@ def _from_retriever(body: dict, defaults: RerankDefaults) -> SearchPlan:
             options[key] = raw[key]
     if field is not None and not isinstance(field, str):
         raise ValidationFailed("field must be a string", field=f"{where}.field")
+    if "chunk_rescorer" in raw:  # Elasticsearch's per-chunk scoring = the sidecar's passages
+        options["passages"] = _chunk_rescorer(raw["chunk_rescorer"], raw.get("passages"), f"{where}.chunk_rescorer")
+    allow = raw.get("allow_rerank_failures", False)
+    if not isinstance(allow, bool):
+        raise ValidationFailed("allow_rerank_failures must be true or false", field=f"{where}.allow_rerank_failures")
+    name = raw.get("_name")
+    if name is not None and not isinstance(name, str):
+        raise ValidationFailed("_name must be a string", field=f"{where}._name")
     spec = _spec(options, raw["inference_text"], body, defaults, where, syntax="es-retriever")
-    return SearchPlan(body, spec, params)
+    return SearchPlan(body, dataclasses.replace(spec, fail_on_error=not allow, name=name), params)
 
 
-def _translate_retriever(retriever: Any, where: str) -> tuple[dict, dict[str, str]]:
-    """Translate an ES retriever into OpenSearch body keys (and query params)."""
-    _require_object(retriever, where)
+def _with_filter(retriever: dict, extra: Any, where: str) -> dict:
+    """Return the retriever with `extra` added to its own filter list (every retriever type has one)."""
     if len(retriever) != 1:
         raise ValidationFailed("a retriever object must have exactly one type", field=where)
     kind, spec = next(iter(retriever.items()))
     _require_object(spec, f"{where}.{kind}")
-    if kind == "standard":
-        out = {k: spec[k] for k in ("query", "sort", "min_score", "collapse", "post_filter") if k in spec}
-        if "filter" in spec:
-            query = out.get("query", {"match_all": {}})
-            out["query"] = {"bool": {"must": [query], "filter": _as_list(spec["filter"])}}
-        return out, {}
-    if kind == "knn":
-        for key in ("field", "query_vector", "k"):
-            if key not in spec:
-                raise ValidationFailed(f"knn retriever needs {key}", field=f"{where}.knn.{key}")
-        knn: dict[str, Any] = {"vector": spec["query_vector"], "k": spec["k"]}
-        if "filter" in spec:
-            knn["filter"] = {"bool": {"filter": _as_list(spec["filter"])}}
-        return {"query": {"knn": {spec["field"]: knn}}}, {}
-    if kind == "rrf":
-        subs = spec.get("retrievers")
-        if not isinstance(subs, list) or len(subs) < 2:
-            raise ValidationFailed("rrf retriever needs a list of at least two retrievers", field=f"{where}.rrf.retrievers")
-        queries = []
-        for i, sub in enumerate(subs):
-            translated, _ = _translate_retriever(sub, f"{where}.rrf.retrievers[{i}]")
-            queries.append(translated.get("query", {"match_all": {}}))
-        return {"query": {"hybrid": {"queries": queries}}}, {"search_pipeline": "rescore-hybrid-rrf"}
-    raise ValidationFailed(f"unsupported retriever type {kind!r} (standard, knn, rrf, text_similarity_reranker)",
-                           field=f"{where}.{kind}")
+    filters = _as_list(spec["filter"]) if "filter" in spec else []
+    return {kind: {**spec, "filter": filters + _as_list(extra)}}
+
+
+def _chunk_rescorer(raw: Any, passages: Any, where: str) -> dict:
+    """Map chunk_rescorer ({size, chunking_settings: {max_chunk_size, ...}}) to passage options."""
+    if passages is not None:
+        raise ValidationFailed("give chunk_rescorer or passages, not both", field=where)
+    _require_object(raw, where)
+    _reject_unknown(raw, {"size", "chunking_settings"}, where)
+    out: dict[str, Any] = {"enabled": True}
+    if "size" in raw:
+        out["top_k"] = raw["size"]
+        out["max_passages"] = max(raw["size"], PassageOptions.max_passages) if isinstance(raw["size"], int) else raw["size"]
+    chunking = raw.get("chunking_settings", {})
+    _require_object(chunking, f"{where}.chunking_settings")
+    if "max_chunk_size" in chunking:
+        out["max_tokens"] = chunking["max_chunk_size"]
+    return out
 
 
 # --- shared validation ---------------------------------------------------------------------
 
 def fit_text(text: str, field: str, max_chars: int, overflow: str) -> tuple[str, bool]:
-    """Return (text cut to max_chars, whether it was cut); in "reject" mode a longer text is a 422."""
+    """Return (text cut to max_chars, whether it was cut); in "reject" mode a longer text is a 422.
+
+    A text that is not valid Unicode (a lone surrogate such as "\\ud800" from a JSON escape) is a 422.
+    """
+    if not is_unicode(text):
+        raise ValidationFailed(f"{field} contains a lone surrogate (not valid Unicode text)", field=field)
     if len(text) <= max_chars:
         return text, False
     if overflow == "reject":
         raise ValidationFailed(f"{field} has {len(text)} characters; the maximum is {max_chars} "
                                "(RESCORE_MAX_TEXT_CHARS)", field=field)
     return text[:max_chars], True
+
+
+def is_unicode(text: str) -> bool:
+    """Return whether text holds no lone surrogate (so it can be encoded as UTF-8 and tokenized)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def scrub_text(text: str) -> str:
+    """Return text with every lone surrogate replaced by U+FFFD."""
+    if is_unicode(text):
+        return text
+    return "".join("\ufffd" if "\ud800" <= char <= "\udfff" else char for char in text)
 
 
 def fit_texts(texts: list[str], field: str, max_chars: int, overflow: str) -> tuple[list[str], int]:
@@ -322,6 +368,9 @@ def build_spec(raw: dict, query_text: Any, defaults: RerankDefaults, where: str,
 def _spec(raw: dict, query_text: Any, body: dict, defaults: RerankDefaults, where: str, *, syntax: str) -> RerankSpec:
     if not isinstance(query_text, str) or not query_text.strip():
         raise ValidationFailed("query text must be a non-empty string", field=f"{where}.query_text")
+    if not is_unicode(query_text):
+        raise ValidationFailed("query text contains a lone surrogate (not valid Unicode text)",
+                               field=f"{where}.query_text")
     window = raw.get("window_size", defaults.window_size)
     if not isinstance(window, int) or isinstance(window, bool) or not 1 <= window <= defaults.max_window:
         raise ValidationFailed(f"window_size must be an integer in 1..{defaults.max_window}", field=f"{where}.window_size")
@@ -350,8 +399,10 @@ def _spec(raw: dict, query_text: Any, body: dict, defaults: RerankDefaults, wher
     if min_score is not None and not _finite_number(min_score):
         raise ValidationFailed("min_score must be a number", field=f"{where}.min_score")
     timeout_ms = raw.get("timeout_ms", defaults.timeout_ms)
-    if not isinstance(timeout_ms, int) or isinstance(timeout_ms, bool) or timeout_ms < 1:
-        raise ValidationFailed("timeout_ms must be a positive integer", field=f"{where}.timeout_ms")
+    low, high = TIMEOUT_MS_RANGE
+    if not isinstance(timeout_ms, int) or isinstance(timeout_ms, bool) or not low <= timeout_ms <= high:
+        raise ValidationFailed(f"timeout_ms must be an integer in {low}..{high} (milliseconds)",
+                               field=f"{where}.timeout_ms")
     model = raw.get("model")
     if model is not None and not isinstance(model, str):
         raise ValidationFailed("model must be a string", field=f"{where}.model")

@@ -4,26 +4,26 @@ from __future__ import annotations
 import json
 import logging
 import time
+import dataclasses
+from collections.abc import Callable
+from typing import Any
 from dataclasses import dataclass
 from pathlib import Path
 
 from opensearchpy import OpenSearch
+from opensearchpy.exceptions import TransportError
+
+from sidecar.api.errors import BadRequest
+from sidecar.engine import Engine, engine_for_client
+from sidecar.engine.base import TEMPLATE_SUFFIX, TEMPLATES_DIR
 
 from sidecar.rerank.cache import ByteLRU, hashed_key
 
 log = logging.getLogger(__name__)
 
-TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "es_templates"
-TEMPLATE_SUFFIX = ".mustache.json"
-
-# Search mode -> (stored template id, search pipeline or None). The evaluation and the
-# search flow use these names; the files in es_templates/ define them.
-MODES: dict[str, tuple[str, str | None]] = {
-    "bm25": ("rescore-bm25", None),
-    "knn": ("rescore-knn", None),
-    "hybrid": ("rescore-hybrid", "rescore-hybrid-minmax"),
-    "hybrid-rrf": ("rescore-hybrid", "rescore-hybrid-rrf"),
-}
+# Search modes (first stages) the evaluation, /ui and the stored templates offer; each engine
+# maps a mode to its template id and search pipeline (Engine.modes).
+MODES: tuple[str, ...] = ("bm25", "knn", "hybrid", "hybrid-rrf")
 
 
 @dataclass(frozen=True)
@@ -33,19 +33,10 @@ class InstallReport:
     index_created: bool
     templates: list[str]
     pipelines: list[str]
-
-
-def stored_templates(directory: Path = TEMPLATES_DIR) -> dict[str, str]:
-    """Return {template id: mustache source} for every search/*.mustache.json file."""
-    return {
-        path.name[: -len(TEMPLATE_SUFFIX)]: path.read_text()
-        for path in sorted((directory / "search").glob(f"*{TEMPLATE_SUFFIX}"))
-    }
-
-
-def pipelines(directory: Path = TEMPLATES_DIR) -> dict[str, dict]:
-    """Return {pipeline id: body} for every pipelines/*.json search pipeline."""
-    return {p.stem: json.loads(p.read_text()) for p in sorted((directory / "pipelines").glob("*.json"))}
+    engine: str = ""
+    # Template id -> the engine's error, for templates the engine refused (e.g. an Elasticsearch
+    # without the lang-mustache module); the rest is installed anyway.
+    failed: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def index_mappings(directory: Path = TEMPLATES_DIR) -> list[str]:
@@ -53,20 +44,25 @@ def index_mappings(directory: Path = TEMPLATES_DIR) -> list[str]:
     return sorted(p.stem for p in (directory / "index").glob("*.json"))
 
 
-def index_body(directory: Path = TEMPLATES_DIR, *, dimension: int | None = None, mapping: str = "documents") -> dict:
-    """Return an index's settings and mappings (index/<mapping>.json), optionally with another vector size."""
+def index_body(directory: Path = TEMPLATES_DIR, *, dimension: int | None = None, mapping: str = "documents",
+               engine: Engine | None = None) -> dict:
+    """Return an index's settings and mappings (index/<mapping>.json), optionally with another vector
+    size, in `engine`'s syntax (the files use the neutral, OpenSearch knn_vector form)."""
     path = directory / "index" / f"{mapping}.json"
     if not path.is_file():
         raise ValueError(f"unknown index mapping {mapping!r}; available: {', '.join(index_mappings(directory))}")
     body = json.loads(path.read_text())
     if dimension is not None:
         body["mappings"]["properties"]["embedding"]["dimension"] = dimension
-    return body
+    return engine.index_body(body) if engine is not None else body
 
 
 def install(client: OpenSearch, index: str | None = None, *, recreate: bool = False,
-            dimension: int | None = None, directory: Path = TEMPLATES_DIR, mapping: str = "documents") -> InstallReport:
-    """Put templates and pipelines in place (idempotent); create `index` (index/<mapping>.json) if given and absent."""
+            dimension: int | None = None, directory: Path = TEMPLATES_DIR, mapping: str = "documents",
+            engine: Engine | None = None) -> InstallReport:
+    """Put the engine's templates and pipelines in place (idempotent); create `index`
+    (index/<mapping>.json) if given and absent. The engine is detected when not given."""
+    engine = engine or engine_for_client(client)
     created = False
     if index:
         exists = client.indices.exists(index=index)
@@ -74,17 +70,54 @@ def install(client: OpenSearch, index: str | None = None, *, recreate: bool = Fa
             client.indices.delete(index=index)
             exists = False
         if not exists:
-            client.indices.create(index=index, body=index_body(directory, dimension=dimension, mapping=mapping))
+            client.indices.create(index=index, body=index_body(directory, dimension=dimension, mapping=mapping,
+                                                               engine=engine))
             created = True
-    templates = stored_templates(directory)
+    templates = engine.search_templates(directory)
+    installed, failed = [], {}
     for template_id, source in templates.items():
-        client.put_script(id=template_id, body={"script": {"lang": "mustache", "source": source}})
-    pipes = pipelines(directory)
+        try:
+            client.put_script(id=template_id, body={"script": {"lang": "mustache", "source": source}})
+            installed.append(template_id)
+        except TransportError as exc:
+            if not isinstance(exc.status_code, int) or exc.status_code >= 500:
+                raise
+            failed[template_id] = _reason(exc)
+            log.warning("template_refused engine=%s id=%s reason=%s", engine.name, template_id, failed[template_id])
+    pipes = engine.search_pipelines(directory)
     for pipeline_id, body in pipes.items():
-        client.transport.perform_request("PUT", f"/_search/pipeline/{pipeline_id}", body=body)
-    log.info("installed index=%s created=%s templates=%s pipelines=%s", index, created,
-             ",".join(templates), ",".join(pipes))
-    return InstallReport(index_created=created, templates=list(templates), pipelines=list(pipes))
+        engine.install_pipeline(client, pipeline_id, body)
+    log.info("installed engine=%s index=%s created=%s templates=%s pipelines=%s", engine.name, index, created,
+             ",".join(installed), ",".join(pipes))
+    return InstallReport(index_created=created, templates=installed, pipelines=list(pipes), engine=engine.name,
+                         failed=failed)
+
+
+def _reason(exc: TransportError) -> str:
+    info = exc.info if isinstance(exc.info, dict) else {}
+    error = info.get("error")
+    if isinstance(error, dict):
+        cause = (error.get("root_cause") or [error])[0]
+        return f"{cause.get('type')}: {cause.get('reason')}"
+    return str(exc.error)
+
+
+def fill_query_vector(template_request: Any, vector_templates: frozenset[str],
+                      embed: Callable[[str], list[float]], field: str = "params") -> dict | None:
+    """Return the request with params.query_vector embedded from params.query_text when it runs a
+    stored kNN/hybrid template without a vector (the embedder is the one ingest uses); None when
+    there is nothing to fill. Neither given: a 400 naming params.query_vector."""
+    if not isinstance(template_request, dict) or template_request.get("id") not in vector_templates:
+        return None
+    params = template_request.get("params")
+    params = params if isinstance(params, dict) else {}
+    if "query_vector" in params:
+        return None
+    text = params.get("query_text")
+    if not isinstance(text, str) or not text.strip():
+        raise BadRequest(f"stored template {template_request['id']!r} needs params.query_vector, or "
+                         "params.query_text for the sidecar to embed", field=f"{field}.query_vector")
+    return {**template_request, "params": {**params, "query_vector": embed(text)}}
 
 
 class TemplateInspector:

@@ -112,6 +112,7 @@ def test_feedback_writes_and_readiness_use_the_service_account_only():
 def test_a_sidecar_key_is_never_forwarded_and_the_engine_credentials_still_are():
     with RecordingServer(answers=ANSWERS) as upstream:
         client = make_client(upstream, proxy_api_keys=PROXY_KEY, api_keys=API_KEY)
+        upstream.requests.clear()  # start-up bookkeeping (engine detection) is the service account's
         rerank = {"query": {"match_all": {}}, "ext": {"rerank": RERANK}}
         statuses = [
             # The key as Authorization: consumed by the sidecar; the engine sees an anonymous caller.

@@ -2,6 +2,7 @@
 import pytest
 import requests
 
+from sidecar.engine import engine_for_client
 from sidecar.search.first_stage import VECTOR_MODES, template_request
 from sidecar.search.templates import MODES
 
@@ -18,7 +19,7 @@ def compare(sidecar_url: str, index: str, **body) -> requests.Response:
 
 def direct_hits(os_client, embedder, index: str, mode: str, size: int, query: str = QUERY) -> list[dict]:
     vector = embedder.embed_query(query) if mode in VECTOR_MODES else None
-    body, params = template_request(mode, query, size=size, query_vector=vector)
+    body, params = template_request(mode, query, engine=engine_for_client(os_client), size=size, query_vector=vector)
     return os_client.search_template(index=index, body=body, params=params)["hits"]["hits"]
 
 

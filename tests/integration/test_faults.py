@@ -106,20 +106,43 @@ def test_slow_reranker_times_out_to_first_stage_order_and_recovers(faulty, demo_
     url, remote, direct = faulty
     remote.mode = "sleep"
     started = time.monotonic()
-    # Window 4: the stuck call's pairs still count as queued (4 + 4 <= QUEUE_SIZE), so the
-    # second request waits for its own deadline instead of being refused as overloaded.
     body = search(url, demo_index, rerank_body("slow one", window=4, timeout_ms=300))
     assert time.monotonic() - started < 2.5, "the deadline bounds the response time"
     assert body["ext"]["rerank"]["status"] == "timeout" and ids(body) == direct
     body = search(url, demo_index, rerank_body("slow two", window=4, timeout_ms=300))
-    assert body["ext"]["rerank"]["status"] == "timeout" and ids(body) == direct
+    assert body["ext"]["rerank"]["status"] in ("timeout", "overloaded") and ids(body) == direct
+    assert circuit(url)["consecutive_failures"] <= 1, "a client's deadline is not the model's fault"
+    # The model's own fault: the remote call runs past RESCORE_REMOTE_TIMEOUT_S (2 s) for a request
+    # that still waits; with the first stuck call that makes two failures, and the circuit opens.
+    time.sleep(2.5)
+    body = search(url, demo_index, rerank_body("slow three", window=4, timeout_ms=10000))
+    assert body["ext"]["rerank"]["status"] == "error" and "Timeout" in body["ext"]["rerank"]["error"]
     assert circuit(url)["state"] == "open"
-    assert search(url, demo_index, rerank_body("slow three", window=4))["ext"]["rerank"]["status"] == "circuit_open"
+    assert search(url, demo_index, rerank_body("slow four", window=4))["ext"]["rerank"]["status"] == "circuit_open"
     remote.mode = "ok"
     time.sleep(2.5)  # the remote timeout (2 s) frees the scheduler from the sleeping call
     recovered = wait_for_circuit(url, demo_index, "solar panels electricity")
     assert recovered["ext"]["rerank"]["status"] == "ok"
     assert sorted(ids(recovered)[:6]) == sorted(direct[:6]) and ids(recovered)[6:] == direct[6:]
+
+
+def test_client_deadlines_and_bad_input_never_open_the_circuit(faulty, demo_index):
+    url, remote, direct = faulty
+    remote.mode = "ok"
+    for attempt in range(6):  # three times the failure threshold
+        body = search(url, demo_index, rerank_body(f"tiny budget {attempt}", timeout_ms=1))
+        assert body["ext"]["rerank"]["status"] == "timeout" and ids(body) == direct
+    for bad in (0, 10**30, 1e30, 300_001, "10"):
+        response = requests.post(f"{url}/{demo_index}/_search", json=rerank_body("x", timeout_ms=bad), timeout=30)
+        assert response.status_code == 422 and response.json()["field"] == "ext.rerank.timeout_ms", bad
+    surrogate = json.dumps(rerank_body("lone \ud800 surrogate"))  # the JSON escape \\ud800, unpaired
+    for _ in range(6):
+        response = requests.post(f"{url}/{demo_index}/_search", data=surrogate, timeout=30,
+                                 headers={"Content-Type": "application/json"})
+        assert response.status_code == 422 and response.json()["field"] == "ext.rerank.query_text"
+    state = circuit(url)
+    assert state["state"] == "closed" and state["consecutive_failures"] == 0
+    assert search(url, demo_index, rerank_body("still reranking"))["ext"]["rerank"]["status"] == "ok"
 
 
 def test_full_queue_degrades_search_and_429s_compat_endpoints(faulty, demo_index):

@@ -87,10 +87,11 @@ def long_documents(seed: int = 7, filler_words: int = 1500) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def long_index(os_client) -> str:
+def long_index(engine_stack) -> str:
     from sidecar.search.ingest import ingest
     from sidecar.search.templates import install
 
+    os_client = engine_stack.client
     install(os_client, LONG_INDEX, recreate=True)
     report = ingest(os_client, LONG_INDEX, [json.dumps(d) for d in long_documents()], embedder=None)
     assert report.indexed == len(TAILS) and not report.rejected
@@ -98,16 +99,17 @@ def long_index(os_client) -> str:
 
 
 @pytest.fixture(scope="module")
-def product_index(os_client, embedder) -> str:
+def product_index(engine_stack, embedder) -> str:
     from sidecar.search.ingest import ingest_records
     from sidecar.search.templates import install
 
+    os_client = engine_stack.client
     install(os_client, PRODUCT_INDEX, recreate=True, mapping="products", dimension=embedder.dimension)
     with (ROOT / "demo" / "products.jsonl").open() as fh:
         report = ingest_records(os_client, PRODUCT_INDEX, fh, embedder=embedder)
     assert report.indexed == 40 and not report.rejected
     mapping = os_client.indices.get_mapping(index=PRODUCT_INDEX)[PRODUCT_INDEX]["mappings"]["properties"]
-    assert mapping["brand"]["type"] == "keyword" and mapping["embedding"]["method"]["engine"] == "lucene"
+    assert mapping["brand"]["type"] == "keyword" and mapping["embedding"]["type"] in ("knn_vector", "dense_vector")
     return PRODUCT_INDEX
 
 
@@ -127,7 +129,8 @@ def ids(response: dict) -> list[str]:
     return [h["_id"] for h in response["hits"]["hits"]]
 
 
-def test_answer_at_the_end_of_a_long_document_is_found_only_with_passages(sidecar_url, long_index):
+def test_answer_at_the_end_of_a_long_document_is_found_only_with_passages(engine_stack, long_index):
+    sidecar_url = engine_stack.sidecar
     truncated = search(sidecar_url, long_index, long_body())
     assert truncated["ext"]["rerank"]["status"] == "ok" and "passages" not in truncated["ext"]["rerank"]
     assert ids(truncated).index("solar") >= 3, "the model reads 512 tokens: the answer is cut away"
@@ -153,7 +156,18 @@ def test_answer_at_the_end_of_a_long_document_is_found_only_with_passages(sideca
     assert mean["hits"]["hits"][0]["_score"] < scores[0], "mean of the 2 best < the best"
 
 
-def test_passage_highlight_joins_the_callers_highlight_and_source_filter(sidecar_url, long_index):
+def test_chunk_rescorer_of_the_retriever_reranks_by_passages(engine_stack, long_index):
+    body = {"size": len(TAILS), "retriever": {"text_similarity_reranker": {
+        "retriever": {"standard": {"query": {"match_all": {}}}}, "field": "text", "inference_text": QUERY,
+        "rank_window_size": len(TAILS), "fusion": "replace",
+        "chunk_rescorer": {"size": 2, "chunking_settings": {"max_chunk_size": 256}}}}}
+    reranked = search(engine_stack.sidecar, long_index, body)
+    assert reranked["ext"]["rerank"]["status"] == "ok" and ids(reranked)[0] == "solar"
+    assert reranked["ext"]["rerank"]["passages"]["docs_split"] == len(TAILS)
+
+
+def test_passage_highlight_joins_the_callers_highlight_and_source_filter(engine_stack, long_index):
+    sidecar_url = engine_stack.sidecar
     body = long_body(passages=True)
     body.update({"query": {"match": {"text": "the"}}, "_source": ["title"],
                  "highlight": {"fields": {"text": {}}}})
@@ -164,7 +178,8 @@ def test_passage_highlight_joins_the_callers_highlight_and_source_filter(sidecar
     assert "<em>the</em>" in " ".join(top["highlight"]["text"]).lower()
 
 
-def test_product_template_ranks_the_named_brand_first(sidecar_url, product_index):
+def test_product_template_ranks_the_named_brand_first(engine_stack, product_index):
+    sidecar_url = engine_stack.sidecar
     def top_brands(**rerank) -> dict[str, str]:
         out = {}
         for query in BRAND_QUERIES:
@@ -185,7 +200,9 @@ def test_product_template_ranks_the_named_brand_first(sidecar_url, product_index
     assert top_brands(doc_template="products") == BRAND_QUERIES, "the template by name"
 
 
-def test_stored_search_template_passes_passage_options(sidecar_url, long_index):
+def test_stored_search_template_passes_passage_options(engine_stack, long_index):
+    sidecar_url = engine_stack.sidecar
+    engine_stack.require("lang-mustache")
     body = {"id": "rescore-bm25", "params": {"query_text": QUERY, "size": 3, "rerank": True, "fusion": "replace",
                                              "passages": {"max_tokens": 256, "aggregate": "max"}}}
     response = requests.post(f"{sidecar_url}/{long_index}/_search/template", json=body, timeout=300)
@@ -194,7 +211,8 @@ def test_stored_search_template_passes_passage_options(sidecar_url, long_index):
     assert result["ext"]["rerank"]["passages"]["docs_split"] >= 1 and ids(result)[0] == "solar"
 
 
-def test_template_fields_are_fetched_even_when_the_source_filter_drops_them(sidecar_url, product_index):
+def test_template_fields_are_fetched_even_when_the_source_filter_drops_them(engine_stack, product_index):
+    sidecar_url = engine_stack.sidecar
     query = "Hoka running shoes"
     body = {"query": {"multi_match": {"query": query, "fields": ["title", "description"]}}, "size": 3,
             "_source": ["title"], "ext": {"rerank": {"query_context": {"query_text": query}, "fusion": "replace"}}}
@@ -211,7 +229,8 @@ def test_template_fields_are_fetched_even_when_the_source_filter_drops_them(side
     ({"query": {"match_all": {}}, "rescore": {"rerank": {"query_text": QUERY, "passages": {"top_k": 99}}}},
      "rescore.rerank.passages.top_k"),
 ])
-def test_bad_passage_and_template_options_are_422_naming_the_field(sidecar_url, long_index, body, field):
+def test_bad_passage_and_template_options_are_422_naming_the_field(engine_stack, long_index, body, field):
+    sidecar_url = engine_stack.sidecar
     response = requests.post(f"{sidecar_url}/{long_index}/_search", json=body, timeout=60)
     assert response.status_code == 422 and response.json()["field"] == field
 

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from sidecar.search import first_stage
-from sidecar.search.templates import MODES, stored_templates
+from sidecar.engine import ENGINES
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +24,7 @@ def test_plugins_and_modules_are_loaded(os_client):
 def test_every_stored_template_renders_to_the_expected_query(os_client, demo_index):
     vector = [0.0] * 384
     rendered = {}
-    for template_id in stored_templates():
+    for template_id in ENGINES["opensearch"].search_templates():
         params = {"query_text": 'say "hi"', "size": 3, "query_vector": vector, "k": 7}
         out = os_client.transport.perform_request(
             "POST", "/_render/template", body={"id": template_id, "params": params})
@@ -93,7 +93,7 @@ def test_painless_script_score_works(os_client, demo_index):
 
 
 def test_templates_are_installed_for_every_mode(os_client, demo_index):
-    for template_id, _ in MODES.values():
+    for template_id, _ in ENGINES["opensearch"].modes.values():
         script = os_client.get_script(id=template_id)
         assert script["found"] and script["script"]["lang"] == "mustache"
         assert "{{query_text}}" in script["script"]["source"]

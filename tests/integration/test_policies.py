@@ -242,3 +242,12 @@ def test_kibana_requests_through_policy(case, es_url, es_sidecar, request):
         polled = requests.get(f"{es_sidecar}/_async_search/{mine.json()['id']}",
                               params={"keep_alive": "60000ms", "wait_for_completion_timeout": "1s"}, timeout=60)
         assert polled.status_code == 200 and _strip(polled.json()["response"]["hits"]) == _strip(e["hits"])
+
+
+def test_async_search_on_opensearch_answers_what_opensearch_answers(policy_sidecar, opensearch_url, indices) -> None:
+    """OpenSearch has no async search: a covered submit must not be answered by the sidecar as if it had."""
+    body = {"query": {"match": {"text": "solar power"}}, "size": 5}
+    direct = requests.post(f"{opensearch_url}/{INDEX}/_async_search", json=body, timeout=60)
+    through = requests.post(f"{policy_sidecar}/{INDEX}/_async_search", json=body, timeout=60)
+    assert direct.status_code >= 400  # the engine's own "no handler" answer
+    assert (through.status_code, through.json()) == (direct.status_code, direct.json())

@@ -24,7 +24,8 @@ def ext_body(query_text=QUERY, size=10, **options):
             "ext": {"rerank": {"query_context": {"query_text": query_text}, "fusion": "replace", **options}}}
 
 
-def test_ext_rerank_reorders_the_window_by_model_score(sidecar_url, opensearch_url, demo_index):
+def test_ext_rerank_reorders_the_window_by_model_score(engine_stack):
+    sidecar_url, opensearch_url, demo_index = engine_stack.sidecar, engine_stack.url, engine_stack.index
     direct = post(opensearch_url, f"/{demo_index}/_search", {**BROAD, "size": 30}).json()
     reranked = post(sidecar_url, f"/{demo_index}/_search", ext_body(window_size=30, size=30)).json()
     assert reranked["ext"]["rerank"]["status"] == "ok"
@@ -36,7 +37,8 @@ def test_ext_rerank_reorders_the_window_by_model_score(sidecar_url, opensearch_u
     assert ids(reranked) != ids(direct)
 
 
-def test_three_syntaxes_rerank_the_same_way(sidecar_url, demo_index):
+def test_three_syntaxes_rerank_the_same_way(engine_stack):
+    sidecar_url, demo_index = engine_stack.sidecar, engine_stack.index
     opensearch_syntax = post(sidecar_url, f"/{demo_index}/_search", ext_body(window_size=15, size=8)).json()
     es_rescore = post(sidecar_url, f"/{demo_index}/_search", {
         **BROAD, "size": 8,
@@ -50,14 +52,16 @@ def test_three_syntaxes_rerank_the_same_way(sidecar_url, demo_index):
         assert body["ext"]["rerank"]["status"] == "ok"
 
 
-def test_hits_beyond_the_window_keep_first_stage_order(sidecar_url, opensearch_url, demo_index):
+def test_hits_beyond_the_window_keep_first_stage_order(engine_stack):
+    sidecar_url, opensearch_url, demo_index = engine_stack.sidecar, engine_stack.url, engine_stack.index
     direct = ids(post(opensearch_url, f"/{demo_index}/_search", {**BROAD, "size": 20}).json())
     reranked = ids(post(sidecar_url, f"/{demo_index}/_search", ext_body(window_size=5, size=20)).json())
     assert sorted(reranked[:5]) == sorted(direct[:5])
     assert reranked[5:] == direct[5:]
 
 
-def test_pages_concatenate_to_the_reranked_list(sidecar_url, demo_index):
+def test_pages_concatenate_to_the_reranked_list(engine_stack):
+    sidecar_url, demo_index = engine_stack.sidecar, engine_stack.index
     total = 14
     full = ids(post(sidecar_url, f"/{demo_index}/_search", ext_body(window_size=10, size=total)).json())
     pages = []
@@ -69,13 +73,15 @@ def test_pages_concatenate_to_the_reranked_list(sidecar_url, demo_index):
     assert len(set(pages)) == len(pages)
 
 
-def test_query_string_size_and_from_are_honoured(sidecar_url, demo_index):
+def test_query_string_size_and_from_are_honoured(engine_stack):
+    sidecar_url, demo_index = engine_stack.sidecar, engine_stack.index
     full = ids(post(sidecar_url, f"/{demo_index}/_search", ext_body(window_size=10, size=6)).json())
     page = ids(post(sidecar_url, f"/{demo_index}/_search?size=2&from=2", ext_body(window_size=10)).json())
     assert page == full[2:4]
 
 
-def test_explain_shows_first_stage_rerank_and_fusion(sidecar_url, demo_index):
+def test_explain_shows_first_stage_rerank_and_fusion(engine_stack):
+    sidecar_url, demo_index = engine_stack.sidecar, engine_stack.index
     body = ext_body(window_size=5, size=3)
     body["explain"] = True
     body["ext"]["rerank"]["fusion"] = "linear"
@@ -88,14 +94,16 @@ def test_explain_shows_first_stage_rerank_and_fusion(sidecar_url, demo_index):
     assert rerank["description"].startswith("rerank score")
 
 
-def test_linear_fusion_scores_are_in_unit_interval(sidecar_url, demo_index):
+def test_linear_fusion_scores_are_in_unit_interval(engine_stack):
+    sidecar_url, demo_index = engine_stack.sidecar, engine_stack.index
     body = ext_body(window_size=10)
     body["ext"]["rerank"]["fusion"] = "linear"
     hits = post(sidecar_url, f"/{demo_index}/_search", body).json()["hits"]["hits"]
     assert all(0.0 <= h["_score"] <= 1.0 for h in hits)
 
 
-def test_min_score_drops_low_scoring_window_hits(sidecar_url, opensearch_url, demo_index):
+def test_min_score_drops_low_scoring_window_hits(engine_stack):
+    sidecar_url, opensearch_url, demo_index = engine_stack.sidecar, engine_stack.url, engine_stack.index
     direct = ids(post(opensearch_url, f"/{demo_index}/_search", {**BROAD, "size": 30}).json())
     everything = post(sidecar_url, f"/{demo_index}/_search", ext_body(window_size=10)).json()
     strict = post(sidecar_url, f"/{demo_index}/_search", ext_body(window_size=10, min_score=0.0)).json()
@@ -105,7 +113,8 @@ def test_min_score_drops_low_scoring_window_hits(sidecar_url, opensearch_url, de
     assert strict["ext"]["rerank"]["min_score_removed"] == 10 - len(kept)
 
 
-def test_forced_deadline_falls_back_to_first_stage_order(sidecar_url, opensearch_url, demo_index):
+def test_forced_deadline_falls_back_to_first_stage_order(engine_stack):
+    sidecar_url, opensearch_url, demo_index = engine_stack.sidecar, engine_stack.url, engine_stack.index
     direct = ids(post(opensearch_url, f"/{demo_index}/_search", {**BROAD, "size": 30}).json())
     body = ext_body(query_text="a query nobody asked before: deadline test 7d1e", window_size=30, size=30,
                     timeout_ms=1)
@@ -116,7 +125,8 @@ def test_forced_deadline_falls_back_to_first_stage_order(sidecar_url, opensearch
     assert response["ext"]["rerank"]["scored"] < 30
 
 
-def test_source_filters_are_respected_while_reranking(sidecar_url, demo_index):
+def test_source_filters_are_respected_while_reranking(engine_stack):
+    sidecar_url, demo_index = engine_stack.sidecar, engine_stack.index
     body = ext_body(window_size=30, size=5)
     body["_source"] = False
     no_source = post(sidecar_url, f"/{demo_index}/_search", body).json()
@@ -127,7 +137,9 @@ def test_source_filters_are_respected_while_reranking(sidecar_url, demo_index):
     assert attrs["hits"]["hits"][0]["_source"] == {"attributes": {"category": "energy"}}
 
 
-def test_stored_template_param_switches_rerank_on(sidecar_url, demo_index):
+def test_stored_template_param_switches_rerank_on(engine_stack):
+    sidecar_url, demo_index = engine_stack.sidecar, engine_stack.index
+    engine_stack.require("lang-mustache")
     params = {"query_text": "heat for houses from outside air", "size": 5}
     plain = post(sidecar_url, f"/{demo_index}/_search/template", {"id": "rescore-bm25", "params": params}).json()
     assert "ext" not in plain or "rerank" not in plain["ext"]
@@ -137,7 +149,9 @@ def test_stored_template_param_switches_rerank_on(sidecar_url, demo_index):
     assert ids(reranked)[0] == "heat-pump"
 
 
-def test_inline_template_with_rerank_block(sidecar_url, demo_index):
+def test_inline_template_with_rerank_block(engine_stack):
+    sidecar_url, demo_index = engine_stack.sidecar, engine_stack.index
+    engine_stack.require("lang-mustache")
     source = json.dumps({"query": {"match": {"text": "{{q}}"}}, "size": 3,
                          "ext": {"rerank": {"query_context": {"query_text": "{{q}}"}, "fusion": "replace"}}})
     body = {"source": source, "params": {"q": "coffee extraction pressure"}}
@@ -146,7 +160,9 @@ def test_inline_template_with_rerank_block(sidecar_url, demo_index):
     assert ids(response)[0] == "espresso"
 
 
-def test_hybrid_template_with_rerank_via_pipeline(sidecar_url, demo_index, embedder):
+def test_hybrid_template_with_rerank_via_pipeline(engine_stack, embedder):
+    sidecar_url, demo_index = engine_stack.sidecar, engine_stack.index
+    engine_stack.require("lang-mustache")
     query = "my bike tire keeps going flat"
     params = {"query_text": query, "query_vector": embedder.embed_query(query), "size": 5, "rerank": True}
     response = post(sidecar_url, f"/{demo_index}/_search/template?search_pipeline=rescore-hybrid-minmax",
@@ -155,7 +171,8 @@ def test_hybrid_template_with_rerank_via_pipeline(sidecar_url, demo_index, embed
     assert ids(response)[0] == "bike-tyre"
 
 
-def test_msearch_and_msearch_template_mix_reranked_and_plain(sidecar_url, demo_index):
+def test_msearch_mixes_reranked_and_plain(engine_stack):
+    sidecar_url, demo_index = engine_stack.sidecar, engine_stack.index
     lines = [{"index": demo_index}, ext_body(window_size=30, size=3),
              {"index": demo_index}, {"query": {"match": {"title": "marathon"}}, "size": 1}]
     data = "".join(json.dumps(x) + "\n" for x in lines)
@@ -164,6 +181,11 @@ def test_msearch_and_msearch_template_mix_reranked_and_plain(sidecar_url, demo_i
     first, second = out["responses"]
     assert first["status"] == 200 and first["ext"]["rerank"]["status"] == "ok" and ids(first)[0] == "solar"
     assert second["status"] == 200 and ids(second) == ["marathon"]
+
+
+def test_msearch_template_mixes_reranked_and_plain(engine_stack):
+    sidecar_url, demo_index = engine_stack.sidecar, engine_stack.index
+    engine_stack.require("lang-mustache")
     lines = [{"index": demo_index}, {"id": "rescore-bm25", "params": {"query_text": "marathon", "size": 2}},
              {"index": demo_index}, {"id": "rescore-bm25", "params": {"query_text": "coffee", "rerank": True}}]
     data = "".join(json.dumps(x) + "\n" for x in lines)
@@ -174,23 +196,27 @@ def test_msearch_and_msearch_template_mix_reranked_and_plain(sidecar_url, demo_i
     assert reranked["ext"]["rerank"]["status"] == "ok"
 
 
-def test_opensearch_py_against_the_sidecar_gets_reranked_results(sidecar_url, demo_index):
+def test_opensearch_py_against_the_sidecar_gets_reranked_results(engine_stack):
+    sidecar_url, demo_index = engine_stack.sidecar, engine_stack.index
     client = OpenSearch(hosts=[sidecar_url], timeout=60)
     result = client.search(index=demo_index, body=ext_body(window_size=30, size=3))
     assert result["ext"]["rerank"]["status"] == "ok" and result["hits"]["hits"][0]["_id"] == "solar"
+    engine_stack.require("lang-mustache")
     result = client.search_template(index=demo_index, body={
         "id": "rescore-bm25", "params": {"query_text": "puppy sit treat", "rerank": True}})
     assert result["hits"]["hits"][0]["_id"] == "dog-training"
 
 
-def test_errors_from_opensearch_pass_through_with_rerank(sidecar_url, opensearch_url):
+def test_errors_from_opensearch_pass_through_with_rerank(engine_stack):
+    sidecar_url, opensearch_url = engine_stack.sidecar, engine_stack.url
     direct = post(opensearch_url, "/no-such-index/_search", BROAD)
     proxied = post(sidecar_url, "/no-such-index/_search", ext_body())
     assert proxied.status_code == direct.status_code == 404
     assert proxied.json()["error"]["type"] == direct.json()["error"]["type"]
 
 
-def test_invalid_rerank_request_is_a_422_naming_the_field(sidecar_url, demo_index):
+def test_invalid_rerank_request_is_a_422_naming_the_field(engine_stack):
+    sidecar_url, demo_index = engine_stack.sidecar, engine_stack.index
     response = post(sidecar_url, f"/{demo_index}/_search", ext_body(window_size=-1))
     assert response.status_code == 422
     assert response.json()["field"] == "ext.rerank.window_size"

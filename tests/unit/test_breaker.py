@@ -68,3 +68,18 @@ def test_zero_threshold_never_opens():
     for _ in range(100):
         breaker.record_failure()
     assert breaker.allow() and breaker.snapshot().state == "closed"
+
+
+def test_verdicts_drive_the_breaker_and_release_frees_an_unjudged_probe():
+    now = [0.0]
+    breaker = CircuitBreaker(failures=2, cooldown_s=5, clock=lambda: now[0])
+    breaker.record_verdict(RuntimeError("model crashed"))
+    breaker.record_verdict(None)
+    assert breaker.snapshot().consecutive_failures == 0, "a scored batch resets the count"
+    breaker.record_verdict(RuntimeError("1"))
+    breaker.record_verdict(RuntimeError("2"))
+    assert breaker.snapshot().state == "open"
+    now[0] = 6
+    assert breaker.allow()  # the probe
+    breaker.release()  # its request got no verdict (cache hits, overload, its own deadline)
+    assert breaker.snapshot().state == "half_open" and breaker.allow(), "the next request probes"

@@ -140,8 +140,9 @@ def service_env(service: dict) -> dict[str, str]:
 
 
 def container_ports(service: dict) -> set[int]:
-    """Return the container side of a compose service's published ports."""
-    return {int(str(entry).rsplit(":", 1)[-1].split("/")[0]) for entry in service.get("ports", [])}
+    """Return the container side of a compose service's published (or only exposed) ports."""
+    entries = [*service.get("ports", []), *service.get("expose", [])]
+    return {int(str(entry).rsplit(":", 1)[-1].split("/")[0]) for entry in entries}
 
 
 def sidecar_services(services: dict) -> dict[str, dict]:
@@ -250,13 +251,39 @@ def test_compose_opensearch_runs_without_security_and_trusts_the_sidecars(servic
     assert not any(re.fullmatch(p, "http://elsewhere:8080/v1/rerank") for p in patterns)
 
 
-def test_compose_dashboards_go_through_the_sidecar(services):
+def test_compose_dashboards_go_through_the_proxy_and_the_sidecar(services):
     env = service_env(services["dashboards"])
     hosts = json.loads(env["OPENSEARCH_HOSTS"])
-    sidecar_port = int(service_env(services["sidecar"])["RESCORE_PORT"])
-    assert [(urlsplit(h).hostname, port_of(h)) for h in hosts] == [("sidecar", sidecar_port)]
+    proxy_port = int(service_env(services["proxy"])["NGINX_PORT"])
+    assert [(urlsplit(h).hostname, port_of(h)) for h in hosts] == [("proxy", proxy_port)]
     assert env["DISABLE_SECURITY_DASHBOARDS_PLUGIN"] == "true"
-    assert "sidecar" in services["dashboards"]["depends_on"]
+    assert "proxy" in services["dashboards"]["depends_on"]
+
+
+def test_compose_nginx_proxy_fronts_the_cpu_sidecar(services):
+    proxy, sidecar = services["proxy"], services["sidecar"]
+    env, sidecar_env = service_env(proxy), service_env(sidecar)
+    assert proxy["build"]["dockerfile"] == "deploy/nginx/Dockerfile"
+    host, _, port = env["NGINX_UPSTREAM"].partition(":")
+    assert host == "sidecar" and int(port) == int(sidecar_env["RESCORE_PORT"])
+    assert container_ports(proxy) == {int(env["NGINX_PORT"])} and "ports" not in sidecar, \
+        "only nginx is published; gunicorn is reached through it"
+    body_limit = Settings.from_env(sidecar_env).max_body_bytes
+    assert int(env["NGINX_MAX_BODY_BYTES"]) == body_limit
+    assert proxy["depends_on"]["sidecar"]["condition"] == "service_healthy"
+    assert proxy["healthcheck"]["test"][-1].endswith("/health")
+
+
+def test_nginx_image_ships_the_template_and_the_script_the_tests_use():
+    instructions = parse_dockerfile(DEPLOY / "nginx" / "Dockerfile")
+    assert [a for k, a in instructions if k == "FROM"][0].startswith("debian:")
+    assert "apt-get install" in " ".join(a for k, a in instructions if k == "RUN")
+    copied = [args.split()[:-1] for keyword, args in instructions if keyword == "COPY"]
+    assert sorted(src for sources in copied for src in sources) == [
+        "deploy/nginx/rescore.conf.template", "scripts/nginx.sh"]
+    assert [exec_form(a) for k, a in instructions if k == "CMD"] == [["bash", "scripts/nginx.sh", "run"]]
+    users = [args for keyword, args in instructions if keyword == "USER"]
+    assert users and users[-1].split(":")[0] not in ("root", "0")
 
 
 def test_compose_setup_runs_existing_scripts_against_opensearch(services):
@@ -424,7 +451,7 @@ def test_k8s_service_and_hpa_target_the_deployments(manifests):
         assert spec["selector"]["matchLabels"].items() <= labels.items()
         if selector.items() <= labels.items():
             selected.append(deployment["metadata"]["name"])
-        names = {p["name"] for p in spec["template"]["spec"]["containers"][0]["ports"]}
+        names = {p["name"] for c in spec["template"]["spec"]["containers"] for p in c["ports"]}
         assert all(p["targetPort"] in names for p in service["spec"]["ports"])
     assert sorted(selected) == ["rescore-sidecar", "rescore-sidecar-gpu"]
     cpu, gpu = (manifests[f"Deployment/{n}"]["spec"] for n in ("rescore-sidecar", "rescore-sidecar-gpu"))
@@ -436,6 +463,23 @@ def test_k8s_service_and_hpa_target_the_deployments(manifests):
     assert [m["resource"]["name"] for m in hpa["metrics"] if m["type"] == "Resource"] == ["cpu"]
     assert all("cpu" in d["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"]
                for d in deployments(manifests) if d["metadata"]["name"] == target["name"])
+
+
+def test_k8s_cpu_pod_runs_nginx_in_front_of_gunicorn(manifests):
+    deployment = manifests["Deployment/rescore-sidecar"]
+    pod = deployment["spec"]["template"]["spec"]
+    sidecar, proxy = pod["containers"]
+    assert proxy["name"] == "proxy" and proxy["image"].startswith("rescore-sidecar-nginx")
+    env = {item["name"]: item["value"] for item in proxy["env"]}
+    settings = Settings.from_env(container_env(manifests, deployment))
+    assert env["NGINX_UPSTREAM"] == f"127.0.0.1:{settings.port}"
+    assert {p["name"]: p["containerPort"] for p in proxy["ports"]} == {"http": int(env["NGINX_PORT"])}
+    assert int(env["NGINX_MAX_BODY_BYTES"]) == settings.max_body_bytes
+    graceful = settings.rerank_timeout_ms / 1000 + 2 * settings.opensearch_timeout_s + 5
+    assert pod["terminationGracePeriodSeconds"] > graceful >= settings.rerank_timeout_ms / 1000
+    assert proxy["lifecycle"]["preStop"]["exec"]["command"] == ["bash", "scripts/nginx.sh", "stop"]
+    assert proxy["securityContext"]["readOnlyRootFilesystem"] and any(
+        m["mountPath"] == "/tmp" for m in proxy["volumeMounts"])
 
 
 def test_k8s_gpu_deployment_requests_a_gpu(manifests):

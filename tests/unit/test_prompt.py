@@ -95,3 +95,37 @@ def test_cross_encoder_pair_truncates_only_the_document() -> None:
     assert long_item.token_type_ids is not None and long_item.token_type_ids[-1] == 1
     assert len(short_item.input_ids) < 20
     assert encoder.encode("q " * 600, ["doc"], "")[0].cost <= 512
+
+
+def test_cross_encoder_long_query_gives_the_same_pairs_without_tokenizing_it_per_document() -> None:
+    import random
+    import time
+
+    from sidecar.backends.cross_encoder import bundled_model_dir
+
+    tokenizer_file = bundled_model_dir() / "tokenizer.json"
+    encoder = CrossEncoderPairEncoder(tokenizer_file, max_length=512)
+    reference = load_tokenizer(tokenizer_file)
+    reference.enable_truncation(512, strategy="longest_first")
+    rng = random.Random(7)
+    words = ["".join(rng.choice("abcdefghijkl.,é") for _ in range(rng.randint(1, 9))) for _ in range(5000)]
+    query = " ".join(words)[:12000]
+    documents = [" ".join(rng.sample(words, n)) for n in (1, 40, 150, 300, 700, 1500)]
+    got = encoder.encode(query, documents, "")
+    expected = reference.encode_batch([(query, doc) for doc in documents])
+    assert [g.input_ids for g in got] == [e.ids for e in expected]
+    assert [g.token_type_ids for g in got] == [e.type_ids for e in expected]
+    started = time.perf_counter()
+    encoder.encode(query * 8, documents * 20, "")  # ~100k characters x 120 documents
+    assert time.perf_counter() - started < 10
+
+
+def test_encoding_stops_at_the_deadline() -> None:
+    import time
+
+    from sidecar.backends.cross_encoder import bundled_model_dir
+    from sidecar.rerank.deadline import DeadlineExceeded
+
+    encoder = CrossEncoderPairEncoder(bundled_model_dir() / "tokenizer.json", max_length=512)
+    with pytest.raises(DeadlineExceeded):
+        encoder.encode("q", ["doc"] * 100, "", deadline=time.monotonic() - 1)

@@ -234,3 +234,32 @@ def test_query_that_normalizes_to_nothing_is_a_422(pipeline):
         plan_search({"ext": {"rerank": {"query_context": {"query_text": "\x00\u200b"}}}},
                     RerankDefaults(query_pipeline=pipeline))
     assert caught.value.field == "ext.rerank.query_text"
+
+
+def test_bundled_rules_take_linear_time_on_hostile_queries(pipeline):
+    """The "code" regex once scanned to the end of the text from every "(" (quadratic)."""
+    import time
+
+    for unit in ("a(", "ab(c ", "Ab", "a.", "x_"):
+        started = time.perf_counter()
+        info = pipeline.analyze(unit * (400_000 // len(unit)))
+        assert time.perf_counter() - started < 5, unit
+        assert len(info.normalized) >= 390_000, "the reranker still gets the whole text"
+    rules = json.loads(DEFAULT_RULES_FILE.read_text())["rules"]
+    import re
+
+    code = re.compile(next(r for r in rules if r["name"] == "code")["when"]["regex"])
+    timings = []
+    for n in (20_000, 80_000):
+        text = "a(" * (n // 2)
+        best = min(_timed(code.search, text) for _ in range(3))
+        timings.append(best)
+    assert timings[1] < 8 * timings[0] + 0.01, f"superlinear: {timings}"
+
+
+def _timed(fn, *args) -> float:
+    import time
+
+    started = time.perf_counter()
+    fn(*args)
+    return time.perf_counter() - started

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -144,3 +145,106 @@ def test_closed_scheduler_refuses_work() -> None:
     scheduler.close()
     with pytest.raises(SchedulerClosedError):
         scheduler.run(["a"])
+
+
+def test_one_big_owner_does_not_starve_a_small_one() -> None:
+    """Round-robin across owners: a late small request is scored long before a big one ends."""
+    order: list[str] = []
+
+    def tracked(batch: list[str]) -> list[float]:
+        time.sleep(0.02)
+        order.extend(item[0] for item in batch)
+        return length_score(batch)
+
+    scheduler = make(tracked, budget=1000, max_batch=4)
+    done: dict[str, float] = {}
+
+    def request(name: str, count: int) -> None:
+        scheduler.run([name * 3] * count, owner=name)
+        done[name] = time.monotonic()
+
+    big = threading.Thread(target=request, args=("b", 200))
+    big.start()
+    time.sleep(0.1)
+    small = threading.Thread(target=request, args=("s", 4))
+    small.start()
+    small.join(10)
+    big.join(20)
+    scheduler.close()
+    assert done["s"] < done["b"]
+    assert order.index("s") < 60, "the small request waited for most of the big one"
+
+
+def test_admission_refuses_a_request_that_cannot_meet_its_deadline() -> None:
+    def slow(batch: list[str]) -> list[float]:
+        time.sleep(0.01 * sum(len(i) for i in batch))  # 10 ms per token
+        return length_score(batch)
+
+    scheduler = make(slow, budget=100, max_batch=8)
+    assert scheduler.run(["x"] * 4).complete  # the scheduler learns the model's speed
+    started = time.monotonic()
+    with pytest.raises(OverloadedError, match="cannot finish within the deadline"):
+        scheduler.run(["y" * 50] * 10, timeout_s=0.5)  # ~5 s of work for a 0.5 s budget
+    assert time.monotonic() - started < 0.2, "refused at once, not at the deadline"
+    assert scheduler.run(["z"] * 2, timeout_s=5).complete, "what fits is still admitted"
+    scheduler.close()
+
+
+def test_rerank_slots_bound_concurrent_requests() -> None:
+    release = threading.Event()
+
+    def blocked(batch: list[str]) -> list[float]:
+        release.wait(5)
+        return length_score(batch)
+
+    scheduler = Scheduler(blocked, cost_fn=len, policy=BatchPolicy(token_budget=1000, max_batch_size=64),
+                          queue_size=1000, max_requests=2)
+    threads = [threading.Thread(target=scheduler.run, args=(["a"],)) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.2)
+    assert scheduler.active_requests == 2
+    with pytest.raises(OverloadedError, match="RESCORE_RERANK_SLOTS"):
+        scheduler.run(["b"])
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert scheduler.active_requests == 0 and scheduler.run(["c"]).complete
+    scheduler.close()
+
+
+def test_verdicts_report_model_faults_only() -> None:
+    verdicts: list[BaseException | None] = []
+    mode = {"fail": False}
+
+    def flaky(batch: list[str]) -> list[float]:
+        if mode["fail"]:
+            raise RuntimeError("model crashed")
+        time.sleep(0.05)
+        return length_score(batch)
+
+    scheduler = make(flaky)
+    scheduler.set_verdict_listener(verdicts.append)
+    assert scheduler.run(["a", "b"]).complete
+    assert not scheduler.run(["c" * 5] * 3, timeout_s=0.0).complete  # a client deadline: no batch, no verdict
+    mode["fail"] = True
+    with pytest.raises(BackendError):
+        scheduler.run(["d"])
+    scheduler.close()
+    assert [v is None for v in verdicts] == [True, False]
+
+
+@pytest.mark.skipif(not hasattr(os, "setpriority") or not os.path.isdir("/proc/self/task"), reason="Linux only")
+def test_model_thread_runs_below_request_threads() -> None:
+    seen: list[int] = []
+
+    def record(batch: list[str]) -> list[float]:
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return length_score(batch)
+
+    scheduler = Scheduler(record, cost_fn=len, policy=BatchPolicy(token_budget=100, max_batch_size=8),
+                          queue_size=100, nice=7)
+    assert scheduler.run(["a"]).complete
+    scheduler.close()
+    assert seen == [max(7, os.getpriority(os.PRIO_PROCESS, 0))]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < 7 or os.getpriority(os.PRIO_PROCESS, 0) >= 7

@@ -80,6 +80,10 @@ def test_knn_and_rrf_retrievers_translate():
     ({"ext": {"rerank": {"query_context": {"query_text": "q"}, "fields": []}}}, "ext.rerank.fields"),
     ({"ext": {"rerank": {"query_context": {"query_text": "q"}, "min_score": "high"}}}, "ext.rerank.min_score"),
     ({"ext": {"rerank": {"query_context": {"query_text": "q"}, "timeout_ms": 0}}}, "ext.rerank.timeout_ms"),
+    ({"ext": {"rerank": {"query_context": {"query_text": "q"}, "timeout_ms": 300_001}}}, "ext.rerank.timeout_ms"),
+    ({"ext": {"rerank": {"query_context": {"query_text": "q"}, "timeout_ms": 1e30}}}, "ext.rerank.timeout_ms"),
+    ({"ext": {"rerank": {"query_context": {"query_text": "q"}, "timeout_ms": 10**30}}}, "ext.rerank.timeout_ms"),
+    ({"ext": {"rerank": {"query_context": {"query_text": "lone \ud800"}}}}, "ext.rerank.query_text"),
     ({"ext": {"rerank": {"query_context": {"query_text": "q"}, "windw_size": 5}}}, "ext.rerank.windw_size"),
     ({"ext": {"rerank": {"query_context": {"query_text_path": "query.nope"}}}},
      "ext.rerank.query_context.query_text_path"),
@@ -107,3 +111,9 @@ def test_wants_rerank_detects_every_syntax():
 def test_explain_flag_is_carried():
     plan = plan_search({"explain": True, "ext": {"rerank": {"query_context": {"query_text": "q"}}}}, D)
     assert plan.rerank.explain is True
+
+
+@pytest.mark.parametrize("timeout_ms", [1, 300_000])
+def test_timeout_ms_range_ends_are_accepted(timeout_ms):
+    plan = plan_search({"ext": {"rerank": {"query_context": {"query_text": "q"}, "timeout_ms": timeout_ms}}}, D)
+    assert plan.rerank.timeout_ms == timeout_ms

@@ -2,15 +2,29 @@ import json
 
 import pytest
 
+from sidecar.engine import ENGINES
 from sidecar.search.first_stage import UnknownMode, template_request
-from sidecar.search.templates import MODES, index_body, pipelines, stored_templates
+from sidecar.search.templates import MODES, index_body
+
+OS, ES = ENGINES["opensearch"], ENGINES["elasticsearch"]
 
 
-def test_every_mode_has_its_template_and_pipeline_files():
-    templates, pipes = stored_templates(), pipelines()
-    for mode, (template_id, pipeline) in MODES.items():
+@pytest.mark.parametrize("engine", [OS, ES], ids=lambda e: e.name)
+def test_every_mode_has_its_template_and_pipeline_files(engine):
+    templates, pipes = engine.search_templates(), engine.search_pipelines()
+    assert set(engine.modes) == set(MODES)
+    for mode, (template_id, pipeline) in engine.modes.items():
         assert template_id in templates, mode
         assert pipeline is None or pipeline in pipes, mode
+
+
+def test_elasticsearch_index_body_has_dense_vector_and_no_knn_setting():
+    body = index_body(dimension=8, engine=ES)
+    assert body["mappings"]["properties"]["embedding"] == {
+        "type": "dense_vector", "dims": 8, "index": True, "similarity": "cosine",
+        "index_options": {"type": "hnsw", "m": 16, "ef_construction": 128}}
+    assert "knn" not in body["settings"]["index"]
+    assert index_body(dimension=8, engine=OS)["mappings"]["properties"]["embedding"]["type"] == "knn_vector"
 
 
 def test_index_body_has_lucene_hnsw_vector_and_dimension_override():
@@ -22,7 +36,7 @@ def test_index_body_has_lucene_hnsw_vector_and_dimension_override():
 
 
 def test_pipelines_are_normalization_and_rrf():
-    pipes = pipelines()
+    pipes = OS.search_pipelines()
     minmax = pipes["rescore-hybrid-minmax"]["phase_results_processors"][0]["normalization-processor"]
     assert minmax["normalization"]["technique"] == "min_max"
     assert sum(minmax["combination"]["parameters"]["weights"]) == pytest.approx(1.0)
@@ -31,22 +45,35 @@ def test_pipelines_are_normalization_and_rrf():
 
 
 def test_template_request_per_mode():
-    body, query = template_request("bm25", "q", size=5, from_=10)
+    body, query = template_request("bm25", "q", engine=OS, size=5, from_=10)
     assert body == {"id": "rescore-bm25", "params": {"query_text": "q", "size": 5, "from": 10}}
     assert query == {}
-    body, query = template_request("hybrid-rrf", "q", size=5, query_vector=[0.1, 0.2])
+    body, query = template_request("hybrid-rrf", "q", engine=OS, size=5, query_vector=[0.1, 0.2])
     assert body["id"] == "rescore-hybrid" and body["params"]["query_vector"] == [0.1, 0.2]
     assert body["params"]["k"] == 10
     assert query == {"search_pipeline": "rescore-hybrid-rrf"}
+    body, query = template_request("hybrid-rrf", "q", engine=ES, size=5, query_vector=[0.1, 0.2])
+    assert body["id"] == "rescore-hybrid-rrf" and query == {}
 
 
 def test_template_request_rejects_unknown_mode_and_missing_vector():
     with pytest.raises(UnknownMode, match="bm26"):
-        template_request("bm26", "q")
+        template_request("bm26", "q", engine=OS)
     with pytest.raises(ValueError, match="query vector"):
-        template_request("knn", "q")
+        template_request("knn", "q", engine=ES)
 
 
 def test_mapping_file_is_valid_json():
     from sidecar.search.templates import TEMPLATES_DIR
     json.loads((TEMPLATES_DIR / "index" / "documents.json").read_text())
+
+
+def test_engine_detection_from_the_root_endpoint():
+    from sidecar.engine import detect
+
+    opensearch = b'{"version": {"distribution": "opensearch", "number": "3.6.0"}}'
+    assert detect(200, [("content-type", "application/json")], opensearch) is OS
+    assert detect(405, [("X-elastic-product", "Elasticsearch")], b'{"error": "..."}') is ES
+    assert detect(200, {}, b'{"version": {"number": "9.5.3"}, "tagline": "You Know, for Search"}') is ES
+    assert detect(401, [("WWW-Authenticate", 'Basic realm="security", charset="UTF-8"')], b"{}") is ES
+    assert detect(401, [("WWW-Authenticate", 'Basic realm="OpenSearch Security"')], b"Unauthorized") is OS
