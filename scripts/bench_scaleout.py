@@ -110,8 +110,10 @@ def node_pid(port: int) -> int:
 
 
 def sidecar_env() -> dict[str, str]:
-    # A loaded machine must not turn a slow rerank into a degraded answer: measure the work, not timeouts.
-    return {"RESCORE_RERANK_TIMEOUT_MS": "30000", "RESCORE_OPENSEARCH_RETRY_AFTER_S": "30",
+    # A loaded machine must not turn a slow rerank into a degraded answer: measure the work, not
+    # timeouts. The longest budget also keeps admission control from refusing every rerank after one
+    # slow first batch (its speed estimate is only refreshed by batches it admits).
+    return {"RESCORE_RERANK_TIMEOUT_MS": "300000", "RESCORE_OPENSEARCH_RETRY_AFTER_S": "30",
             "RESCORE_LOG_LEVEL": "WARNING"}
 
 
