@@ -56,7 +56,7 @@ def search_body(query: str, *, rerank: bool, start: int = 0, size: int = 10, win
     return body
 
 
-def search(url: str, index: str, body: dict, timeout_s: float = 60.0) -> dict:
+def search(url: str, index: str, body: dict, timeout_s: float = 600.0) -> dict:
     response = requests.post(f"{url}/{index}/_search", json=body, timeout=timeout_s)
     if response.status_code != 200:
         raise RuntimeError(f"HTTP {response.status_code}: {response.text[:300]}")
@@ -99,7 +99,7 @@ def run_load(front: str, index: str, source: QuerySource, *, seconds: float, cli
             started = time.perf_counter()
             try:
                 response = session.post(f"{front}/{index}/_search", json=search_body(query, rerank=kind == "rerank"),
-                                        timeout=120)
+                                        timeout=600)
                 why = (f"HTTP {response.status_code}: {response.text[:200]}" if response.status_code != 200
                        else _failure(kind, response.json()))
             except (requests.RequestException, ValueError) as exc:
@@ -131,7 +131,8 @@ def run_load(front: str, index: str, source: QuerySource, *, seconds: float, cli
     }
 
 
-def cross_replica(replicas: list[str], index: str, queries: list[str], *, page: int = 10) -> dict:
+def cross_replica(replicas: list[str], index: str, queries: list[str], *, page: int = 10,
+                  timeout_s: float = 600.0) -> dict:
     """Page 1+2 in one request on one replica, then page 2 alone on the next replica (round robin).
 
     Returns the cache hit ratio of the page-2 requests (cache_hits / (cache_hits + scored)) and the
@@ -141,8 +142,14 @@ def cross_replica(replicas: list[str], index: str, queries: list[str], *, page: 
     mismatches: list[str] = []
     for n, query in enumerate(queries):
         first, second = replicas[n % len(replicas)], replicas[(n + 1) % len(replicas)]
-        whole = search(first, index, search_body(query, rerank=True, start=0, size=2 * page, window=2 * page))
-        part = search(second, index, search_body(query, rerank=True, start=page, size=page, window=2 * page))
+        try:
+            whole = search(first, index, search_body(query, rerank=True, start=0, size=2 * page, window=2 * page),
+                           timeout_s)
+            part = search(second, index, search_body(query, rerank=True, start=page, size=page, window=2 * page),
+                          timeout_s)
+        except (requests.RequestException, RuntimeError) as exc:  # counted as inconsistent, not a crash
+            mismatches.append(f"{query!r}: {type(exc).__name__}: {str(exc)[:200]}")
+            continue
         info = part["ext"]["rerank"]
         hits += info.get("cache_hits", 0)
         scored += info.get("scored", 0)
