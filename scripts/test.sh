@@ -8,24 +8,17 @@ venv=$(bash scripts/setup_env.sh)
 bash scripts/opensearch.sh install
 bash scripts/elasticsearch.sh install
 # Debian packages the tests run as real processes; nothing is downloaded at run time:
-# chromium + chromium-driver (tests/e2e browser test), redis-server (tests/integration/test_shared_cache.py).
+# chromium + chromium-driver (tests/e2e browser test), nginx (tests/integration/test_serving.py: the
+# buffering proxy in front of gunicorn), redis-server (tests/integration/test_shared_cache.py).
 need_packages=()
 { command -v chromium && command -v chromedriver; } >/dev/null || need_packages+=(chromium chromium-driver)
+command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need_packages+=(nginx)
 command -v redis-server >/dev/null || need_packages+=(redis-server)
 if (( ${#need_packages[@]} )); then
   sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "test: installing ${need_packages[*]} with apt-get" >&2
   if ! { $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_packages[@]}"; } >&2; then
     echo "test: ERROR: could not install ${need_packages[*]}; the tests need them" >&2
-    exit 1
-  fi
-fi
-# nginx (Debian's package) fronts the sidecar in the serving tests (tests/integration/test_serving.py).
-if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
-  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  echo "test: installing nginx with apt-get (for tests/integration/test_serving.py)" >&2
-  if ! { $sudo apt-get update -qq && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx; } >&2; then
-    echo "test: ERROR: could not install nginx; the serving tests need it" >&2
     exit 1
   fi
 fi

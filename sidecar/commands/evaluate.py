@@ -6,7 +6,7 @@ The corpus is indexed (with embeddings) into --index first if that index is miss
 Modes: bm25, knn, hybrid, hybrid-rrf, and any of them with "+rerank" (e.g. bm25+rerank,
 hybrid+rerank:replace). Rerank modes go through the sidecar's real HTTP path: the stored
 template with {"rerank": true} sent to --sidecar (started here on a free port if not given).
-An optional ":fusion" suffix picks replace | linear | rrf instead of the sidecar's default, and
+An optional ":fusion" suffix picks replace | linear | zscore | rrf | calibrated instead of the sidecar's default, and
 ":passages" (max over passages) or ":passages-mean" (mean of the --passage-top-k best) scores
 long documents by passages (e.g. bm25+rerank:passages, hybrid+rerank:linear:passages-mean).
 """
@@ -26,6 +26,7 @@ from sidecar.commands.common import (
     setup_logging,
 )
 from sidecar.engine import engine_for_client
+from sidecar.search.fusion import METHODS as FUSION_METHODS
 from sidecar.search.templates import MODES
 
 DEPTH = 100
@@ -48,7 +49,7 @@ def parse_mode(mode: str) -> tuple[str, bool, str | None]:
     if not rerank:
         return base, False, None
     kind, *options = rerank.split(":")
-    fusions = [o for o in options if o in ("replace", "linear", "rrf")]
+    fusions = [o for o in options if o in FUSION_METHODS]
     aggregates = [o for o in options if o in PASSAGE_MODES]
     if kind != "rerank" or len(fusions) > 1 or len(aggregates) > 1 or len(fusions) + len(aggregates) != len(options):
         raise ValueError(mode)
@@ -176,7 +177,7 @@ def ensure_index(client, index: str, dataset, embedder, reindex: bool) -> None:
         if have >= expected * 0.99:
             install(client)  # templates/pipelines may be newer than the index
             return
-    install(client, index, recreate=True, dimension=embedder.dimension)
+    install(client, index, recreate=True, dimension=embedder.dimension if embedder else None)
     with dataset.corpus_path.open() as fh, tqdm(total=expected, unit="doc", desc=f"index {index}",
                                                 disable=None, file=sys.stderr) as bar:
         report = ingest(client, index, fh, embedder=embedder, batch_size=64, progress=bar)

@@ -77,3 +77,18 @@ def test_setting_off_passes_everything_unchanged(upstream):
     main = client.get("/", headers={"x-elastic-client-meta": META_717})
     assert main.get_json()["version"] == {"number": "0"} and "X-Elastic-Product" not in main.headers
 
+
+
+def test_in_front_of_elasticsearch_media_types_and_main_pass_unchanged_but_own_answers_carry_the_header(upstream):
+    settings = Settings.from_env({}, opensearch_url=upstream.url, preload_model=False, opensearch_timeout_s=5,
+                                 engine="elasticsearch", elastic_client_compat=False)
+    app = create_app(settings)
+    app.testing = True
+    client = app.test_client()
+    client.put("/idx/_doc/1", data=b"{}", headers={"Content-Type": ES8_JSON, "Accept": ES8_JSON})
+    assert _recorded_header(upstream, "Content-Type") == ES8_JSON
+    assert _recorded_header(upstream, "Accept") == ES8_JSON
+    main = client.get("/", headers={"x-elastic-client-meta": META_717})
+    assert main.get_json()["version"] == {"number": "0"}
+    own = client.get("/health")
+    assert own.headers.getlist("X-Elastic-Product") == ["Elasticsearch"]

@@ -122,7 +122,7 @@ def search(base: str, index: str, body: dict) -> dict:
 def long_body(**rerank) -> dict:
     return {"query": {"match_all": {}}, "size": len(TAILS),
             "ext": {"rerank": {"query_context": {"query_text": QUERY}, "window_size": len(TAILS),
-                               "fusion": "replace", **rerank}}}
+                               "fusion": "replace", "timeout_ms": 120000, **rerank}}}
 
 
 def ids(response: dict) -> list[str]:
@@ -185,7 +185,7 @@ def test_product_template_ranks_the_named_brand_first(engine_stack, product_inde
         for query in BRAND_QUERIES:
             body = {"query": {"multi_match": {"query": query, "fields": ["title", "description"]}}, "size": 10,
                     "ext": {"rerank": {"query_context": {"query_text": query}, "window_size": 10,
-                                       "fusion": "replace", **rerank}}}
+                                       "fusion": "replace", "timeout_ms": 120000, **rerank}}}
             response = search(sidecar_url, product_index, body)
             assert response["ext"]["rerank"]["status"] == "ok"
             hits = response["hits"]["hits"]

@@ -35,11 +35,11 @@ _ASSERTIONS = ("match", "length", "is_true", "is_false", "gt", "gte", "lt", "lte
 _MISSING = object()
 
 
-class TestFailure(AssertionError):
+class StepFailed(AssertionError):
     """A test assertion or request expectation did not hold."""
 
 
-class TestSkipped(Exception):
+class SkipTest(Exception):
     """The test's skip section applies to this engine and runner."""
 
 
@@ -106,8 +106,12 @@ def load_tests(test_dir: Path) -> list[YamlTest]:
 # --- skip ---------------------------------------------------------------------------------------------
 
 def _version_tuple(text: str) -> tuple[int, ...]:
-    numbers = re.findall(r"\d+", text.split("-")[0]) if text else []
-    return tuple(int(n) for n in numbers[:3]) or (0,)
+    """Order versions the way OpenSearch does: legacy Elasticsearch 5.x-7.x come before OpenSearch 1.0."""
+    numbers = [int(n) for n in re.findall(r"\d+", text.split("-")[0])[:3]] if text else []
+    if not numbers:
+        return (0,)
+    legacy = 1 if numbers[0] >= 5 else 0  # the spec's tests still skip on Elasticsearch 7.x numbers
+    return (1 - legacy, *numbers)
 
 
 def version_in_ranges(version: str, ranges: str) -> bool:
@@ -119,7 +123,7 @@ def version_in_ranges(version: str, ranges: str) -> bool:
         if "-" not in part:
             continue
         low, _, high = part.partition(" - ") if " - " in part else part.partition("-")
-        low_v = _version_tuple(low.strip()) if low.strip() else (0,)
+        low_v = _version_tuple(low.strip()) if low.strip() else (-1,)
         high_v = _version_tuple(high.strip()) if high.strip() else (10**9,)
         if low_v <= current <= high_v:
             return True
@@ -131,12 +135,12 @@ def check_skip(skip: dict, version: str) -> None:
     features = [features] if isinstance(features, str) else features
     unsupported = [f for f in features if f not in SUPPORTED_FEATURES]
     if unsupported:
-        raise TestSkipped(f"unsupported features {unsupported}")
+        raise SkipTest(f"unsupported features {unsupported}")
     if "version" in skip and version_in_ranges(version, str(skip["version"])):
-        raise TestSkipped(f"version {version} in {skip['version']!r}: {skip.get('reason', '')}")
+        raise SkipTest(f"version {version} in {skip['version']!r}: {skip.get('reason', '')}")
     os_names = skip.get("os")
     if os_names and "linux" in ([os_names] if isinstance(os_names, str) else os_names):
-        raise TestSkipped("skipped on this OS")
+        raise SkipTest("skipped on this OS")
 
 
 # --- stash and paths ----------------------------------------------------------------------------------
@@ -150,7 +154,7 @@ class Stash:
         if name == "body":
             return self.body
         if name not in self.values:
-            raise TestFailure(f"stashed value ${name} is not set")
+            raise StepFailed(f"stashed value ${name} is not set")
         return self.values[name]
 
     def replace(self, value: Any) -> Any:
@@ -253,7 +257,7 @@ def build_request(spec: ApiSpec, args: dict) -> tuple[str, str, dict[str, str], 
     present = {k for k in args if k in part_names}
     candidates = [p for p in spec.paths if set(p.get("parts", {})) <= present]
     if not candidates:
-        raise TestFailure(f"no path of {spec.name} fits the parts {sorted(present)}")
+        raise StepFailed(f"no path of {spec.name} fits the parts {sorted(present)}")
     best = max(len(p.get("parts", {})) for p in candidates)
     chosen = next(p for p in candidates if len(p.get("parts", {})) == best)
     path = chosen["path"]
@@ -345,11 +349,11 @@ def do_step(ctx: Context, args: dict) -> None:
     expected_regex = args.pop("warnings_regex", None) or []
     args.pop("node_selector", None)  # one node: every selector selects it
     if len(args) != 1:
-        raise TestFailure(f"do must name exactly one API, got {sorted(args)}")
+        raise StepFailed(f"do must name exactly one API, got {sorted(args)}")
     api, api_args = next(iter(args.items()))
     spec = ctx.specs.get(api)
     if spec is None:
-        raise TestFailure(f"unknown API {api}")
+        raise StepFailed(f"unknown API {api}")
     api_args = {k: v for k, v in ctx.stash.replace(api_args or {}).items() if v is not None}
     ignore = api_args.pop("ignore", None)
     ignored = {int(i) for i in (ignore if isinstance(ignore, list) else [ignore])} if ignore is not None else set()
@@ -359,8 +363,14 @@ def do_step(ctx: Context, args: dict) -> None:
         if catch == "param":
             ctx.response = None
             return
-        raise TestFailure(f"{api} does not accept {unknown} (runner-side param check)")
-    method, path, params, body = build_request(spec, api_args)
+        raise StepFailed(f"{api} does not accept {unknown} (runner-side param check)")
+    try:
+        method, path, params, body = build_request(spec, api_args)
+    except StepFailed:
+        if catch == "param":  # a required path part is missing: the client refuses the call
+            ctx.response = None
+            return
+        raise
     ctx.requests_sent += 1
     result = send(ctx.session, ctx.base_url, method, path, params, headers, body, ctx.timeout_s)
     ctx.response = result.body
@@ -370,23 +380,23 @@ def do_step(ctx: Context, args: dict) -> None:
     is_error = status >= 400 and status not in ignored and not (method == "HEAD" and status == 404)
     if catch is not None:
         if catch == "param":
-            raise TestFailure(f"expected a client-side param error, but {where}")
+            raise StepFailed(f"expected a client-side param error, but {where}")
         if catch in _CATCH_STATUS:
             if status != _CATCH_STATUS[catch]:
-                raise TestFailure(f"expected {catch} ({_CATCH_STATUS[catch]}), got {where}: {result.text[:300]}")
+                raise StepFailed(f"expected {catch} ({_CATCH_STATUS[catch]}), got {where}: {result.text[:300]}")
         elif catch == "request":
             if status < 400 or status in _CATCH_STATUS.values():
-                raise TestFailure(f"expected an error status other than {sorted(_CATCH_STATUS.values())}, "
+                raise StepFailed(f"expected an error status other than {sorted(_CATCH_STATUS.values())}, "
                                   f"got {where}: {result.text[:300]}")
         elif isinstance(catch, str) and catch.startswith("/") and catch.endswith("/"):
             if status < 400:
-                raise TestFailure(f"expected an error matching {catch}, got {where}")
+                raise StepFailed(f"expected an error matching {catch}, got {where}")
             if not re.search(catch[1:-1], result.text):  # the Java runner: no COMMENTS flag for catch
-                raise TestFailure(f"error body does not match {catch}: {where}: {result.text[:300]}")
+                raise StepFailed(f"error body does not match {catch}: {where}: {result.text[:300]}")
         else:
-            raise TestFailure(f"unknown catch {catch!r}")
+            raise StepFailed(f"unknown catch {catch!r}")
     elif is_error:
-        raise TestFailure(f"request failed: {where}: {result.text[:300]}")
+        raise StepFailed(f"request failed: {where}: {result.text[:300]}")
     _check_warnings(response_warnings(result.headers), expected_warnings, allowed, expected_regex, allowed_regex,
                     where)
 
@@ -398,9 +408,9 @@ def _check_warnings(got: list[str], expected: list[str], allowed: list[str], exp
     unexpected = [w for w in got if w not in expected and w not in allowed
                   and not any(re.search(r, w) for r in expected_regex + allowed_regex)]
     if missing:
-        raise TestFailure(f"expected warnings {missing} not returned ({where}); got {got}")
+        raise StepFailed(f"expected warnings {missing} not returned ({where}); got {got}")
     if unexpected:
-        raise TestFailure(f"unexpected warnings {unexpected} ({where})")
+        raise StepFailed(f"unexpected warnings {unexpected} ({where})")
 
 
 def _is_regex(value: Any) -> bool:
@@ -423,11 +433,11 @@ def _values_equal(actual: Any, expected: Any) -> bool:
 
 def _number(value: Any, what: str) -> float:
     if isinstance(value, bool) or value is _MISSING or value is None:
-        raise TestFailure(f"{what} is not a number: {value!r}")
+        raise StepFailed(f"{what} is not a number: {value!r}")
     try:
         return float(value)
     except (TypeError, ValueError):
-        raise TestFailure(f"{what} is not a number: {value!r}") from None
+        raise StepFailed(f"{what} is not a number: {value!r}") from None
 
 
 def _truthy(value: Any) -> bool:
@@ -443,43 +453,43 @@ def assert_step(ctx: Context, kind: str, args: Any) -> None:
             else args
         value = evaluate(ctx.response, path if isinstance(path, str) else str(path), ctx.stash)
         if (kind == "is_true") != _truthy(value):
-            raise TestFailure(f"{kind} {args!r}: value is {_short(value)}")
+            raise StepFailed(f"{kind} {args!r}: value is {_short(value)}")
         return
     if not isinstance(args, dict) or len(args) != 1:
-        raise TestFailure(f"{kind} takes one {{path: value}} pair, got {args!r}")
+        raise StepFailed(f"{kind} takes one {{path: value}} pair, got {args!r}")
     path, expected = next(iter(args.items()))
     actual = evaluate(ctx.response, str(path), ctx.stash)
     expected = ctx.stash.replace(expected)
     if kind == "match":
         if _is_regex(expected):
             if actual is _MISSING or not re.search(expected.strip()[1:-1], str(actual), re.X):
-                raise TestFailure(f"match {path}: {_short(actual)} does not match {expected.strip()}")
+                raise StepFailed(f"match {path}: {_short(actual)} does not match {expected.strip()}")
         elif actual is _MISSING or not _values_equal(actual, expected):
-            raise TestFailure(f"match {path}: expected {_short(expected)}, got {_short(actual)}")
+            raise StepFailed(f"match {path}: expected {_short(expected)}, got {_short(actual)}")
     elif kind == "length":
         if actual is _MISSING or not hasattr(actual, "__len__") or len(actual) != int(expected):
-            raise TestFailure(f"length {path}: expected {expected}, got "
+            raise StepFailed(f"length {path}: expected {expected}, got "
                               f"{len(actual) if hasattr(actual, '__len__') else _short(actual)}")
     elif kind in ("gt", "gte", "lt", "lte"):
         a, e = _number(actual, path), _number(expected, "expected")
         ok = {"gt": a > e, "gte": a >= e, "lt": a < e, "lte": a <= e}[kind]
         if not ok:
-            raise TestFailure(f"{kind} {path}: {a} vs {e}")
+            raise StepFailed(f"{kind} {path}: {a} vs {e}")
     elif kind == "contains":
         if not isinstance(actual, list):
-            raise TestFailure(f"contains {path}: not a list: {_short(actual)}")
+            raise StepFailed(f"contains {path}: not a list: {_short(actual)}")
         if isinstance(expected, dict):
             found = any(isinstance(item, dict) and all(_values_equal(item.get(k, _MISSING), v)
                                                        for k, v in expected.items()) for item in actual)
         else:
             found = any(_values_equal(item, expected) for item in actual)
         if not found:
-            raise TestFailure(f"contains {path}: {_short(expected)} not in {_short(actual)}")
+            raise StepFailed(f"contains {path}: {_short(expected)} not in {_short(actual)}")
     elif kind == "close_to":
         value, error = _number(expected.get("value"), "value"), _number(expected.get("error"), "error")
         a = _number(actual, path)
         if not math.isfinite(a) or abs(a - value) > error:
-            raise TestFailure(f"close_to {path}: {a} not within {error} of {value}")
+            raise StepFailed(f"close_to {path}: {a} not within {error} of {value}")
 
 
 def _short(value: Any) -> str:
@@ -493,7 +503,7 @@ def _set_step(ctx: Context, args: dict) -> None:
     for path, name in args.items():
         value = evaluate(ctx.response, str(path), ctx.stash)
         if value is _MISSING:
-            raise TestFailure(f"set: {path} is missing in the response")
+            raise StepFailed(f"set: {path} is missing in the response")
         ctx.stash.values[str(name)] = value
 
 
@@ -511,7 +521,7 @@ def _transform_and_set(ctx: Context, args: dict) -> None:
 def run_steps(ctx: Context, steps: list[dict], *, allow_skip: bool = True) -> None:
     for step in steps:
         if not isinstance(step, dict) or len(step) != 1:
-            raise TestFailure(f"malformed step {step!r}")
+            raise StepFailed(f"malformed step {step!r}")
         kind, args = next(iter(step.items()))
         if kind == "skip":
             if allow_skip:
@@ -525,7 +535,7 @@ def run_steps(ctx: Context, steps: list[dict], *, allow_skip: bool = True) -> No
         elif kind in _ASSERTIONS:
             assert_step(ctx, kind, args)
         else:
-            raise TestFailure(f"unknown step {kind!r}")
+            raise StepFailed(f"unknown step {kind!r}")
 
 
 def preflight_skip(test: YamlTest, version: str) -> str | None:
@@ -535,7 +545,7 @@ def preflight_skip(test: YamlTest, version: str) -> str | None:
             if isinstance(step, dict) and "skip" in step:
                 try:
                     check_skip(step["skip"] or {}, version)
-                except TestSkipped as exc:
+                except SkipTest as exc:
                     return str(exc)
     return None
 
@@ -564,11 +574,11 @@ def run_test(test: YamlTest, base_url: str, specs: dict[str, ApiSpec], version: 
             if test.teardown:
                 try:
                     run_steps(ctx, test.teardown)
-                except (TestFailure, requests.RequestException):
+                except (StepFailed, requests.RequestException):
                     pass
-    except TestSkipped as exc:
+    except SkipTest as exc:
         return Outcome(test.test_id, "skip", str(exc), time.perf_counter() - started)
-    except TestFailure as exc:
+    except StepFailed as exc:
         return Outcome(test.test_id, "fail", str(exc), time.perf_counter() - started)
     except requests.RequestException as exc:
         return Outcome(test.test_id, "fail", f"{type(exc).__name__}: {exc}", time.perf_counter() - started)
@@ -579,7 +589,7 @@ def run_test(test: YamlTest, base_url: str, specs: dict[str, ApiSpec], version: 
 
 @dataclass
 class Baseline:
-    """Templates that existed before the suite ran (installed by plugins); never wiped.
+    """Dot-named templates that existed before the suite ran (installed by plugins); never wiped.
 
     Indices are all wiped, plugin system indices too (a plugin's config index would otherwise show
     up in `_cat/indices`, `_all` shard counts and wildcard searches that the tests count).
@@ -596,12 +606,15 @@ def _names(session: requests.Session, url: str) -> dict:
 
 
 def take_baseline(admin_url: str, session: requests.Session | None = None) -> Baseline:
+    """Remember the engine's own (dot-named, plugin-installed) templates; everything else gets wiped."""
     session = session or requests.Session()
+    own = lambda names: {n for n in names if n.startswith(".")}  # noqa: E731
     return Baseline(
-        index_templates={t["name"] for t in _names(session, f"{admin_url}/_index_template").get("index_templates", [])},
-        component_templates={t["name"] for t in
-                              _names(session, f"{admin_url}/_component_template").get("component_templates", [])},
-        legacy_templates=set(_names(session, f"{admin_url}/_template")),
+        index_templates=own(t["name"] for t in
+                            _names(session, f"{admin_url}/_index_template").get("index_templates", [])),
+        component_templates=own(t["name"] for t in
+                                _names(session, f"{admin_url}/_component_template").get("component_templates", [])),
+        legacy_templates=own(_names(session, f"{admin_url}/_template")),
     )
 
 
