@@ -60,6 +60,8 @@ class Services:
             fields=settings.field_list,
             fusion=settings.rerank_fusion,
             weights=settings.weight_pair,
+            rank_constant=settings.rerank_rank_constant,
+            temperature=settings.rerank_temperature,
             timeout_ms=settings.rerank_timeout_ms,
             max_window=settings.max_window_size,
             max_text_chars=settings.max_text_chars,

@@ -14,6 +14,7 @@ from typing import Any
 from sidecar.observability.redact import redact_url
 from sidecar.rerank.options import RerankerOptions
 from sidecar.rerank.passages import PassageOptionError, PassageOptions
+from sidecar.search.fusion import METHODS as FUSION_METHODS
 
 ENV_PREFIX = "RESCORE_"
 # Field names containing one of these are masked by Settings.redacted() (api_keys, proxy_api_keys, ...).
@@ -111,8 +112,12 @@ class Settings:
     # Rerank defaults for requests that leave them out (see README, "Asking for a rerank").
     rerank_window_size: int = 50
     rerank_fields: str = "title,text"
-    rerank_fusion: str = "linear"
-    rerank_weights: str = "0.5,0.5"
+    # Chosen by leave-one-collection-out with scripts/robustness.py (README "Robustness and fusion defaults").
+    rerank_fusion: str = "calibrated"
+    rerank_weights: str = "0.3,0.7"
+    # calibrated fusion: rank constant of the first-stage prior (rrf's too) and the model-logit temperature.
+    rerank_rank_constant: int = 60
+    rerank_temperature: float = 4.0
     rerank_timeout_ms: int = 30000
     # Largest window_size a request may ask for.
     max_window_size: int = 1000
@@ -233,8 +238,10 @@ class Settings:
             raise SettingsError(f"{_PASSAGE_VARS[exc.key]}: {exc}") from None
         if self.doc_templates_dir and not os.path.isdir(self.doc_templates_dir):
             raise SettingsError(f"{ENV_PREFIX}DOC_TEMPLATES_DIR is not a directory: {self.doc_templates_dir}")
-        if self.rerank_fusion not in ("replace", "linear", "rrf"):
-            raise SettingsError(f"{ENV_PREFIX}RERANK_FUSION must be replace, linear or rrf")
+        if self.rerank_fusion not in FUSION_METHODS:
+            raise SettingsError(f"{ENV_PREFIX}RERANK_FUSION must be one of {', '.join(FUSION_METHODS)}")
+        if self.rerank_rank_constant < 1 or not self.rerank_temperature > 0:
+            raise SettingsError(f"{ENV_PREFIX}RERANK_RANK_CONSTANT must be >= 1 and {ENV_PREFIX}RERANK_TEMPERATURE > 0")
         if not 1 <= self.rerank_timeout_ms <= 300_000:
             raise SettingsError(f"{ENV_PREFIX}RERANK_TIMEOUT_MS must be in 1..300000 (milliseconds)")
         if not 1 <= self.rerank_window_size <= self.max_window_size:

@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
+from sidecar.search.fusion import METHODS as FUSION_METHODS
 from sidecar.search.templates import MODES
 
 bp = Blueprint("openapi", __name__)
@@ -120,7 +121,7 @@ _RESCORE_OPTIONS = {
                "anyOf": [{"type": "string", "minLength": 1},
                          {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}]},
     "instruction": _NON_BLANK,
-    "fusion": {"type": "string", "enum": ["replace", "linear", "rrf"]},
+    "fusion": {"type": "string", "enum": list(FUSION_METHODS)},
     "weights": {"type": "array", "minItems": 2, "maxItems": 2, "items": {"type": "number", "minimum": 0},
                 "description": "[first_stage, rerank]; positive sum."},
     "rank_constant": {"type": "integer", "minimum": 1},

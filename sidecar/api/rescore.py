@@ -36,7 +36,9 @@ def rescore():
     if "documents" in body:
         texts = text_list(body["documents"], "documents", max_items=limit)
         hits = [{"_id": str(i), "_score": None, "_source": {"text": t}} for i, t in enumerate(texts)]
-        options = {"fields": ["text"], **{k: body[k] for k in _OPTION_KEYS if k in body}}
+        # No first-stage scores: list order is no evidence of relevance, so the model ranks alone
+        # unless the caller asks for a fusion (README "Rescoring hits you already have").
+        options = {"fields": ["text"], "fusion": "replace", **{k: body[k] for k in _OPTION_KEYS if k in body}}
     else:
         hits = body["hits"]
         if isinstance(hits, dict) and isinstance(hits.get("hits"), dict):

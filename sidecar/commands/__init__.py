@@ -13,5 +13,6 @@ COMMANDS: dict[str, str] = {
     "bench": "bench",
     "install-ml-pipeline": "install_ml_pipeline",
     "loadtest": "loadtest",
+    "robustness": "robustness",
     "soak": "soak",
 }

@@ -6,7 +6,7 @@ The corpus is indexed (with embeddings) into --index first if that index is miss
 Modes: bm25, knn, hybrid, hybrid-rrf, and any of them with "+rerank" (e.g. bm25+rerank,
 hybrid+rerank:replace). Rerank modes go through the sidecar's real HTTP path: the stored
 template with {"rerank": true} sent to --sidecar (started here on a free port if not given).
-An optional ":fusion" suffix picks replace | linear | rrf instead of the sidecar's default, and
+An optional ":fusion" suffix picks replace | linear | zscore | rrf | calibrated instead of the sidecar's default, and
 ":passages" (max over passages) or ":passages-mean" (mean of the --passage-top-k best) scores
 long documents by passages (e.g. bm25+rerank:passages, hybrid+rerank:linear:passages-mean).
 On an engine that refuses the stored templates (Elasticsearch without lang-mustache) the same
@@ -29,6 +29,7 @@ from sidecar.commands.common import (
     setup_logging,
 )
 from sidecar.engine import engine_for_client
+from sidecar.search.fusion import METHODS as FUSION_METHODS
 from sidecar.search.templates import MODES
 
 DEPTH = 100
@@ -51,7 +52,7 @@ def parse_mode(mode: str) -> tuple[str, bool, str | None]:
     if not rerank:
         return base, False, None
     kind, *options = rerank.split(":")
-    fusions = [o for o in options if o in ("replace", "linear", "rrf")]
+    fusions = [o for o in options if o in FUSION_METHODS]
     aggregates = [o for o in options if o in PASSAGE_MODES]
     if kind != "rerank" or len(fusions) > 1 or len(aggregates) > 1 or len(fusions) + len(aggregates) != len(options):
         raise ValueError(mode)
@@ -184,7 +185,7 @@ def ensure_index(client, index: str, dataset, embedder, reindex: bool):
         have = client.count(index=index)["count"]
         if have >= expected * 0.99:
             return install(client)  # templates/pipelines may be newer than the index
-    report = install(client, index, recreate=True, dimension=embedder.dimension)
+    report = install(client, index, recreate=True, dimension=embedder.dimension if embedder else None)
     with dataset.corpus_path.open() as fh, tqdm(total=expected, unit="doc", desc=f"index {index}",
                                                 disable=None, file=sys.stderr) as bar:
         indexed = ingest(client, index, fh, embedder=embedder, batch_size=64, progress=bar)
@@ -211,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
         module = engine.missing_module(client, base)
         if module:
             raise UsageError(f"mode {base} needs the {engine.name} module {module}, which this cluster lacks "
-                             "(the Elasticsearch integ-test-zip has none; README); the sidecar has no fusion "
+                             "(README: modules the Elasticsearch integ-test-zip lacks); the sidecar has no fusion "
                              "of its own for it")
     embedder = OnnxEmbedder(settings.embed_model_dir or None, query_prefix=settings.embed_query_prefix)
     dataset = load_dataset(args.dataset)

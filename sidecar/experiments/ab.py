@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from sidecar.rerank.options import OptionsError, RerankerOptions
+from sidecar.search import fusion
 
 BUCKETS = 10000
 UNITS = ("user", "session")
-FUSIONS = ("replace", "linear", "rrf")
+FUSIONS = fusion.METHODS
 CONTROL = "control"
 # Request headers that carry the unit ids (README "Experiments and feedback").
 UNIT_HEADERS = {"user": "X-User-Id", "session": "X-Session-Id"}

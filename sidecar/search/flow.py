@@ -227,7 +227,7 @@ def rerank_window(reranker_factory: Callable[[], Any], spec: RerankSpec, window_
     rerank = [float(doc_scores[i]) for i in scored]
     fuse_started = time.perf_counter()
     fused_list = fusion.fuse(first, rerank, method=spec.fusion, weights=spec.weights,
-                             rank_constant=spec.rank_constant)
+                             rank_constant=spec.rank_constant, temperature=spec.temperature)
     info["fusion_ms"] = round((time.perf_counter() - fuse_started) * 1000, 3)
     personal: dict[int, dict] = {}
     if spec.user_context is not None and spec.personalization:

@@ -4,9 +4,9 @@ final = fused + weight * scale * personal(hit), with personal(hit) in [0, 1] the
 the weights of the user-context boosts whose field has the boost's value in the hit `_source`
 (dotted paths, lists, case-insensitive exact match). `scale` puts the term on the fusion's own
 scale so `weight` means "this fraction of the largest possible fused score":
-- linear: fused lies in [0, w_first + w_rerank] (min-max normalized inputs), scale = their sum;
+- linear, calibrated: fused lies in [0, w_first + w_rerank] (inputs in [0, 1]), scale = their sum;
 - rrf: fused lies in (0, (w_first + w_rerank) / (rank_constant + 1)], scale = that bound;
-- replace: fused is the raw model score (unbounded logits), scale = the window's score range.
+- replace, zscore: fused is unbounded (logits, z-scores), scale = the window's score range.
 """
 from __future__ import annotations
 
@@ -134,11 +134,11 @@ def apply(sources: Sequence[Any], fused: Sequence[float], context: UserContext, 
 
 def scale(fused: Sequence[float], *, method: str, weights: tuple[float, float], rank_constant: int) -> float:
     """Return the size of the fused-score scale the personal term is measured against."""
-    if method == "linear":
+    if method in ("linear", "calibrated"):
         return weights[0] + weights[1]
     if method == "rrf":
         return (weights[0] + weights[1]) / (rank_constant + 1)
-    if method == "replace":
+    if method in ("replace", "zscore"):
         spread = max(fused) - min(fused) if fused else 0.0
         return spread if spread > 1e-12 else 1.0
     raise ValueError(f"unknown fusion method {method!r}")

@@ -21,10 +21,11 @@ from sidecar.api.errors import ValidationFailed
 from sidecar.engine import DEFAULT_ENGINE, Engine
 from sidecar.rerank.doc_text import DocTemplate, DocTemplateSet, TemplateError
 from sidecar.rerank.passages import PassageOptionError, PassageOptions
+from sidecar.search import fusion
 from sidecar.search.personalization import UserContext, parse_user_context
 from sidecar.search.query_understanding import QueryInfo, QueryPipeline
 
-FUSIONS = ("replace", "linear", "rrf")
+FUSIONS = fusion.METHODS
 # Per-request keys of personalization, query understanding, long documents and document
 # templates, accepted in every syntax.
 _REQUEST_KEYS = ("user_context", "query_understanding", "passages", "doc_template")
@@ -40,9 +41,11 @@ class RerankDefaults:
 
     window_size: int = 50
     fields: tuple[str, ...] = ("title", "text")
-    fusion: str = "linear"
-    weights: tuple[float, float] = (0.5, 0.5)
+    fusion: str = "calibrated"
+    weights: tuple[float, float] = (0.3, 0.7)
     rank_constant: int = 60
+    # calibrated fusion: the model's logit is divided by this before the sigmoid (RESCORE_RERANK_TEMPERATURE).
+    temperature: float = 4.0
     timeout_ms: int = 30000
     max_window: int = MAX_WINDOW
     max_text_chars: int = 100000
@@ -74,6 +77,8 @@ class RerankSpec:
     model: str | None
     explain: bool = False
     syntax: str = "opensearch"
+    # calibrated fusion's temperature (a server setting; RerankDefaults.temperature).
+    temperature: float = 1.0
     # Text limits (RESCORE_MAX_TEXT_CHARS / RESCORE_TEXT_OVERFLOW); query_truncated: query_text was cut.
     max_text_chars: int = 100000
     text_overflow: str = "truncate"
@@ -433,6 +438,7 @@ def _spec(raw: dict, query_text: Any, body: dict, defaults: RerankDefaults, wher
     return RerankSpec(
         query_text=query_text, window_size=window, fields=tuple(fields), instruction=instruction,
         fusion=fusion, weights=(float(weights[0]), float(weights[1])), rank_constant=rank_constant,
+        temperature=defaults.temperature,
         min_score=None if min_score is None else float(min_score), timeout_ms=timeout_ms, model=model,
         explain=bool(body.get("explain", False)), syntax=syntax,
         max_text_chars=defaults.max_text_chars, text_overflow=defaults.text_overflow,

@@ -139,3 +139,32 @@ def test_rescore_api_with_plain_documents(sidecar_url):
     out = post(f"{sidecar_url}/v1/rescore", {"query": COHERE_QUERY, "documents": COHERE_DOCS,
                                              "fusion": "replace"}).json()
     assert out["hits"][0]["_id"] == "2" and out["hits"][0]["_source"]["text"] == COHERE_DOCS[2]
+
+
+# Issue 12 item 6: plain documents carry no first-stage evidence, and tiny windows must not tie a hit
+# the model rejects with one it is sure about.
+def test_rescore_plain_documents_rank_by_the_model_by_default(sidecar_url):
+    docs = ["Berlin is in Germany.", "Paris is the capital of France."]
+    out = post(f"{sidecar_url}/v1/rescore", {"query": "capital of France", "documents": docs}).json()
+    assert out["ext"]["rerank"]["fusion"] == "replace"
+    assert [h["_id"] for h in out["hits"]] == ["1", "0"]
+    assert out["hits"][0]["_score"] == out["hits"][0]["_rerank_score"] > out["hits"][1]["_score"]
+    # Asking for a fusion still fuses list order with the model.
+    fused = post(f"{sidecar_url}/v1/rescore", {"query": "capital of France", "documents": docs,
+                                               "fusion": "linear"}).json()
+    assert fused["ext"]["rerank"]["fusion"] == "linear"
+
+
+@pytest.mark.parametrize("extra", [[], ["Wind turbines turn moving air into electricity."]])
+def test_default_fusion_ranks_a_tiny_window_of_hits_by_a_sure_model(sidecar_url, extra):
+    # The first stage barely prefers the off-topic hit; min-max on two hits made that a tie (0.5 / 0.5).
+    texts = ["A vaccine trains the immune system to recognise a pathogen.",
+             "Fixing a punctured bike tyre: take the wheel off, find the hole in the inner tube and patch it.",
+             *extra]
+    hits = [{"_id": str(i), "_score": 5.2 - 0.1 * i, "_source": {"text": t}} for i, t in enumerate(texts)]
+    out = post(f"{sidecar_url}/v1/rescore", {"query": "how do I fix a flat bike tyre", "hits": hits}).json()
+    assert out["ext"]["rerank"]["status"] == "ok"
+    scores = {h["_id"]: h["_rerank_score"] for h in out["hits"]}
+    assert scores["1"] > 3 and scores["0"] < -3, scores  # the model is sure about both
+    assert out["hits"][0]["_id"] == "1"
+    assert out["hits"][0]["_score"] > out["hits"][1]["_score"] + 0.1, "a clear margin, not a tie broken by order"

@@ -6,6 +6,7 @@ import sys
 import pytest
 import requests
 
+from sidecar.config import Settings
 from sidecar.experiments.ab import assign, bucket_of, load_config
 from sidecar.experiments.feedback import parse_event
 from sidecar.experiments.report import build_report
@@ -86,7 +87,7 @@ def test_variant_is_applied_and_visible_in_ext(sidecar, opensearch_url, experime
     assert control["experiment"]["variant"] == "control" and control["experiment"]["assigned"] is True
     # The variant's overrides reach the flow: window 3 and fusion replace vs the defaults.
     assert (ext["window"], ext["fusion"]) == (3, "replace")
-    assert control["window"] > 10 and control["fusion"] == "linear"
+    assert control["window"] > 10 and control["fusion"] == Settings().rerank_fusion
     # Window 3: everything after the top 3 keeps OpenSearch's order.
     direct = requests.post(f"{opensearch_url}/demo-test/_search", json={**BROAD, "size": 20}, timeout=60).json()
     assert ids(small)[3:] == ids(direct)[3:] and sorted(ids(small)[:3]) == sorted(ids(direct)[:3])

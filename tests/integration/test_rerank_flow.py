@@ -222,3 +222,18 @@ def test_invalid_rerank_request_is_a_422_naming_the_field(engine_stack):
     assert response.json()["field"] == "ext.rerank.window_size"
     response = post(sidecar_url, f"/{demo_index}/_search", {**ext_body(), "search_after": [1]})
     assert response.status_code == 422 and response.json()["field"] == "search_after"
+
+
+def test_default_fusion_reranks_a_two_hit_search_window_by_a_sure_model(sidecar_url, opensearch_url, demo_index):
+    # Issue 12 item 6: min-max over two hits turned a near-tie of the first stage into 1 vs 0, which
+    # tied the off-topic hit (model -11) with the relevant one (model +8) and kept the off-topic first.
+    query = {"bool": {"should": [{"term": {"_id": {"value": "vaccines", "boost": 1.05}}},
+                                 {"term": {"_id": {"value": "bike-tyre"}}}]}}
+    direct = post(opensearch_url, f"/{demo_index}/_search", {"query": query}).json()
+    assert ids(direct) == ["vaccines", "bike-tyre"]
+    body = {"query": query, "ext": {"rerank": {"query_context": {"query_text": "how do I fix a flat bike tyre"}}}}
+    reranked = post(sidecar_url, f"/{demo_index}/_search", body).json()
+    assert reranked["ext"]["rerank"]["status"] == "ok" and reranked["ext"]["rerank"]["window"] == 2
+    assert ids(reranked) == ["bike-tyre", "vaccines"]
+    top, other = reranked["hits"]["hits"]
+    assert top["_score"] > other["_score"] + 0.1, "a clear margin, not a tie broken by first-stage order"

@@ -28,6 +28,7 @@ KEY_FLAGS = {
     "bench": ["--device", "--json", "--arch", "--random-weights", "--quick"],
     "install-ml-pipeline": ["--sidecar-url", "--index", "--pipeline", "--fields"],
     "loadtest": ["--sidecar", "--opensearch", "--index", "--clients", "--seconds", "--json"],
+    "robustness": ["--datasets", "--cache", "--window", "--max-queries", "--out", "--url"],
     "soak": ["--opensearch", "--index", "--corpus", "--minutes", "--warmup-s", "--max-growth-pct", "--json"],
 }
 # The scripts stay thin wrappers with their old flags (README, DESIGN.md §7, docker-compose call them).
@@ -38,6 +39,7 @@ SCRIPT_FLAGS = {
     "evaluate.py": KEY_FLAGS["evaluate"] + ["--runs-out"],
     "bench_rerank.py": KEY_FLAGS["bench"],
     "loadtest.py": KEY_FLAGS["loadtest"],
+    "robustness.py": KEY_FLAGS["robustness"],
     "soak.py": KEY_FLAGS["soak"],
 }
 

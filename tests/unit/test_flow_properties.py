@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sidecar.rerank.service import ScoreResult
+from sidecar.search import fusion
 from sidecar.search.flow import arrange, first_stage_size, page_of, rerank_window
 from sidecar.search.syntax import RerankSpec
 
@@ -38,7 +39,7 @@ def cases(draw):
     table = {f"doc {i}": (model[i] if scored[i] else None) for i in range(n)}
     spec = RerankSpec(
         query_text="q", window_size=draw(st.integers(1, 50)), fields=("text",), instruction=None,
-        fusion=draw(st.sampled_from(["replace", "linear", "rrf"])),
+        fusion=draw(st.sampled_from(fusion.METHODS)),
         weights=draw(st.sampled_from([(0.5, 0.5), (0.0, 1.0), (1.0, 0.0), (0.3, 0.7)])),
         rank_constant=60, min_score=draw(st.one_of(st.none(), st.floats(-20, 20, allow_nan=False))),
         timeout_ms=1000, model=None)
