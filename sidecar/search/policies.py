@@ -32,7 +32,7 @@ from urllib.parse import quote
 
 from sidecar.api.errors import ValidationFailed
 from sidecar.rerank.cache import ByteLRU, hashed_key, text_size
-from sidecar.search.syntax import RerankDefaults, RerankSpec, build_spec, opts_out
+from sidecar.search.syntax import RerankDefaults, RerankSpec, build_spec, opts_out, sorts_by_score_only
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ def skip_reason(body: dict, params: Mapping[str, str]) -> str | None:
     if "scroll" in params or "scroll" in body or "pit" in body or "search_after" in body:
         return "continuation"
     sort = body.get("sort", params.get("sort"))
-    if sort is not None and not _by_score(sort):
+    if sort is not None and not sorts_by_score_only(sort):
         return "sorted"
     size = body.get("size", params.get("size"))
     try:
@@ -227,32 +227,6 @@ def skip_reason(body: dict, params: Mapping[str, str]) -> str | None:
     except (TypeError, ValueError):
         return None  # a bad size: the first stage names it
     return None
-
-
-def _by_score(sort: Any) -> bool:
-    """Return whether a sort (body or `sort` param form) orders by descending _score only."""
-    if isinstance(sort, str):
-        return all(_score_desc_str(part.strip()) for part in sort.split(",") if part.strip())
-    if isinstance(sort, dict):
-        sort = [sort]
-    if not isinstance(sort, list):
-        return False
-    for item in sort:
-        if isinstance(item, str):
-            if not _score_desc_str(item):
-                return False
-        elif isinstance(item, dict) and list(item) == ["_score"]:
-            order = item["_score"]
-            order = order.get("order", "desc") if isinstance(order, dict) else order
-            if str(order).lower() != "desc":
-                return False
-        else:
-            return False
-    return True
-
-
-def _score_desc_str(text: str) -> bool:
-    return text in ("_score", "_score:desc")
 
 
 # --- query text --------------------------------------------------------------------------------
