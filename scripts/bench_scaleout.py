@@ -111,8 +111,7 @@ def node_pid(port: int) -> int:
 
 def sidecar_env() -> dict[str, str]:
     # A loaded machine must not turn a slow rerank into a degraded answer: measure the work, not
-    # timeouts. The longest budget also keeps admission control from refusing every rerank after one
-    # slow first batch (its speed estimate is only refreshed by batches it admits).
+    # timeouts (the longest budget, so admission control refuses nothing it could finish).
     return {"RESCORE_RERANK_TIMEOUT_MS": "300000", "RESCORE_OPENSEARCH_RETRY_AFTER_S": "30",
             "RESCORE_LOG_LEVEL": "WARNING"}
 

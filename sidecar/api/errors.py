@@ -168,7 +168,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):
         if exc.code == 413:
-            return _sidecar_error(PayloadTooLarge("request body is larger than RESCORE_MAX_BODY_BYTES"))
+            return _sidecar_error(PayloadTooLarge("request body is larger than RESCORE_MAX_BODY_BYTES", field="body"))
         error_type = _http_error_type(exc.code)
         metrics().observe_error(error_label(error_type))
         response = jsonify({"error": exc.description, "error_type": error_type})

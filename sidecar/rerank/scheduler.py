@@ -242,13 +242,35 @@ class Scheduler(Generic[T]):
             entry.ticket.fail(SchedulerClosedError("reranker is shutting down"))
         self._thread.join(timeout=timeout_s)
 
-    def _estimate_locked(self, cost: int, owner: Hashable | None) -> float | None:
+    def _estimate_locked(self, cost: int, owner: Hashable | None) -> float | None:  # noqa: ARG002
         if self._s_per_token is None:
             return None
-        # Round-robin shares the model: every other owner delays us by at most as much as we need.
-        ahead = sum(min(sum(e.cost for e in queue), cost) for key, queue in self._owners.items() if key != owner)
-        own = sum(e.cost for e in self._owners.get(owner, ())) if owner is not None else 0
-        return (self._in_flight_cost + ahead + own + cost) * self._s_per_token
+        # Conservative: everything queued now, then ours. Round-robin would finish us sooner, but
+        # requests admitted later take turns too; under overload a quick "overloaded" beats
+        # admitting work that ends in a timeout at the deadline.
+        pending = sum(e.cost for queue in self._owners.values() for e in queue)
+        return (self._in_flight_cost + pending + cost) * self._s_per_token
+
+    def admit(self, pairs: int, cost: int, deadline: float | None) -> None:
+        """Raise OverloadedError now if a request of about `cost` tokens would be refused.
+
+        Callers check before the work of encoding a request that would only be turned away.
+        """
+        with self._cond:
+            if self._max_requests and self._tickets >= self._max_requests:
+                raise OverloadedError(f"all {self._max_requests} rerank slots are busy (RESCORE_RERANK_SLOTS)")
+            self._check_deadline_locked(pairs, cost, deadline)
+
+    def _check_deadline_locked(self, pairs: int, cost: int, deadline: float | None) -> None:
+        if deadline is None or not (self._pending or self._in_flight):
+            return  # nothing to wait behind: it runs at once (and measures the model's speed again)
+        estimate = self._estimate_locked(cost, None)
+        left = deadline - time.monotonic()
+        if estimate is not None and estimate > left:
+            raise OverloadedError(
+                f"cannot finish within the deadline: {pairs} pairs need about {estimate * 1e3:.0f} ms "
+                f"at the current load, {max(left, 0.0) * 1e3:.0f} ms are left"
+            )
 
     def _enqueue(self, ticket: _Ticket[T]) -> None:
         entries = sorted((_Entry(ticket, i, self._cost_fn(item)) for i, item in enumerate(ticket.items)),
@@ -265,14 +287,7 @@ class Scheduler(Generic[T]):
                 )
             if self._max_requests and self._tickets >= self._max_requests:
                 raise OverloadedError(f"all {self._max_requests} rerank slots are busy (RESCORE_RERANK_SLOTS)")
-            if ticket.deadline is not None:
-                estimate = self._estimate_locked(cost, ticket.owner)
-                left = ticket.deadline - time.monotonic()
-                if estimate is not None and estimate > left:
-                    raise OverloadedError(
-                        f"cannot finish within the deadline: {len(entries)} pairs need about "
-                        f"{estimate * 1e3:.0f} ms at the current load, {max(left, 0.0) * 1e3:.0f} ms are left"
-                    )
+            self._check_deadline_locked(len(entries), cost, ticket.deadline)
             self._owners.setdefault(ticket.owner, deque()).extend(entries)
             self._pending += len(entries)
             self._tickets += 1

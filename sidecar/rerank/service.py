@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 STATUS_OK = "ok"
 STATUS_PARTIAL = "partial"
 STATUS_TIMEOUT = "timeout"
+# At most this much of a rerank budget (and at most 5% of it) is kept for building the answer.
+ANSWER_RESERVE_S = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +78,8 @@ class RerankService:
         encoding, queueing and scoring together end by then; what is not scored stays None.
         """
         started = time.perf_counter()
-        deadline = None if timeout_s is None else deadline_for(timeout_s)
+        # Scoring stops a little before the budget ends: the answer still has to be built and sent.
+        deadline = None if timeout_s is None else deadline_for(timeout_s) - min(ANSWER_RESERVE_S, 0.05 * timeout_s)
         instruction = instruction or self._instruction
         keys = cache_keys(self.model, instruction, query, documents)
         scores = self._cache.get_many(keys)
@@ -86,6 +89,8 @@ class RerankService:
         queue_ms = model_ms = 0.0
         metrics().observe_cache(hits, len(misses))
         if misses:
+            # Refused before tokenizing: an overloaded model must not cost the other requests CPU.
+            self._scheduler.admit(len(misses), sum(_token_guess(query, documents[i]) for i in misses), deadline)
             try:
                 items = self._encoder.encode(query, [documents[i] for i in misses], instruction, deadline=deadline)
             except DeadlineExceeded:  # the budget ran out while tokenizing: nothing more is scored
@@ -131,6 +136,11 @@ class RerankService:
         """Warm the backend up (first-call kernels, sessions, remote reachability)."""
         started = time.perf_counter()
         self.backend.warmup()
+        # One real pair through the scheduler: admission control knows the model's speed from the
+        # first request on (a small batch costs more per token, so the first estimates err on the safe side).
+        document = " ".join(["a warm-up document about solar panels, coffee and bread"] * 8)
+        items = self._encoder.encode("warm-up query", [document] * 8, self._instruction)
+        self._scheduler.run(items, timeout_s=60)
         logger.info("rerank_warmup model=%s took_ms=%.1f", self.model, (time.perf_counter() - started) * 1e3)
 
     def health(self) -> dict[str, Any]:
@@ -152,6 +162,11 @@ class RerankService:
         close = getattr(self._cache, "close", None)
         if close:
             close()
+
+
+def _token_guess(query: str, document: str) -> int:
+    """Return a cheap guess of a pair's tokens (about 4 characters each, at most 512 for the estimate)."""
+    return min(512, (len(query) + len(document)) // 4 + 3)
 
 
 def _status(complete: bool, scored: int) -> str:

@@ -182,11 +182,17 @@ def test_admission_refuses_a_request_that_cannot_meet_its_deadline() -> None:
 
     scheduler = make(slow, budget=100, max_batch=8)
     assert scheduler.run(["x"] * 4).complete  # the scheduler learns the model's speed
+    busy = threading.Thread(target=scheduler.run, args=(["w" * 20] * 5,))  # ~1 s of work ahead of us
+    busy.start()
+    time.sleep(0.05)
     started = time.monotonic()
     with pytest.raises(OverloadedError, match="cannot finish within the deadline"):
         scheduler.run(["y" * 50] * 10, timeout_s=0.5)  # ~5 s of work for a 0.5 s budget
+    with pytest.raises(OverloadedError, match="cannot finish within the deadline"):
+        scheduler.admit(10, 500, time.monotonic() + 0.5)  # the same check before any encoding
     assert time.monotonic() - started < 0.2, "refused at once, not at the deadline"
     assert scheduler.run(["z"] * 2, timeout_s=5).complete, "what fits is still admitted"
+    busy.join(10)
     scheduler.close()
 
 
@@ -248,3 +254,15 @@ def test_model_thread_runs_below_request_threads() -> None:
     scheduler.close()
     assert seen == [max(7, os.getpriority(os.PRIO_PROCESS, 0))]
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) < 7 or os.getpriority(os.PRIO_PROCESS, 0) >= 7
+
+
+def test_an_idle_model_always_admits_so_the_speed_estimate_can_recover() -> None:
+    def slow(batch: list[str]) -> list[float]:
+        time.sleep(0.05)
+        return length_score(batch)
+
+    scheduler = make(slow)
+    scheduler.run(["x"])  # learns ~50 ms per token from one tiny batch (pessimistic)
+    scheduler.admit(1, 100, time.monotonic() + 0.5)  # idle: admitted although the estimate says 5 s
+    assert scheduler.run(["y" * 100], timeout_s=0.5).complete
+    scheduler.close()
