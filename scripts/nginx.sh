@@ -6,7 +6,7 @@
 #   NGINX_PORT=8080 NGINX_UPSTREAM=sidecar:8080 bash scripts/nginx.sh run       # foreground (containers)
 #   bash scripts/nginx.sh render > rescore.conf                                 # the filled-in template
 #
-# Settings (environment): NGINX_PORT (8080), NGINX_UPSTREAM (127.0.0.1:8081), NGINX_MAX_BODY_BYTES
+# Settings (environment): NGINX_PORT (8080), NGINX_UPSTREAM (127.0.0.1:8081; several replicas: a comma list), NGINX_MAX_BODY_BYTES
 # (RESCORE_MAX_BODY_BYTES, else 20971520), NGINX_READ_TIMEOUT_S (330), NGINX_WORKERS (auto),
 # NGINX_RUN_DIR (state: pid, logs, temp files; default ${TMPDIR:-/tmp}/rescore-nginx-$NGINX_PORT),
 # NGINX_STOP_WAIT_S (10: how long `stop` lets requests in flight finish before it terminates nginx).
@@ -33,8 +33,10 @@ render() {
   for value in "$NGINX_PORT" "$NGINX_MAX_BODY_BYTES" "$NGINX_READ_TIMEOUT_S"; do
     [[ "$value" =~ ^[0-9]+$ ]] || { echo "nginx.sh: ERROR: not a number: $value" >&2; exit 2; }
   done
-  [[ "$NGINX_UPSTREAM" =~ ^[A-Za-z0-9._:-]+$ ]] || { echo "nginx.sh: ERROR: bad NGINX_UPSTREAM: $NGINX_UPSTREAM" >&2; exit 2; }
-  sed -e "s|\${NGINX_PORT}|$NGINX_PORT|g" -e "s|\${NGINX_UPSTREAM}|$NGINX_UPSTREAM|g" \
+  # One host:port, or a comma list of sidecar replicas (round robin): one `server` line each.
+  [[ "$NGINX_UPSTREAM" =~ ^[A-Za-z0-9._:-]+(,[A-Za-z0-9._:-]+)*$ ]] || { echo "nginx.sh: ERROR: bad NGINX_UPSTREAM: $NGINX_UPSTREAM" >&2; exit 2; }
+  local servers=${NGINX_UPSTREAM//,/ max_fails=0;\\n    server }
+  sed -e "s|\${NGINX_PORT}|$NGINX_PORT|g" -e "s|\${NGINX_UPSTREAM}|$servers|g" \
       -e "s|\${NGINX_MAX_BODY_BYTES}|$NGINX_MAX_BODY_BYTES|g" -e "s|\${NGINX_READ_TIMEOUT_S}|$NGINX_READ_TIMEOUT_S|g" \
       "$template"
 }

@@ -1,4 +1,4 @@
-"""Evaluate search modes on a BEIR-layout dataset against a real OpenSearch.
+"""Evaluate search modes on a BEIR-layout dataset against a real OpenSearch or Elasticsearch.
 
 Prints NDCG@10, MRR@10 and Recall@100 per mode; --out writes {mode: {metric: value}} as JSON.
 The corpus is indexed (with embeddings) into --index first if that index is missing.
@@ -9,6 +9,9 @@ template with {"rerank": true} sent to --sidecar (started here on a free port if
 An optional ":fusion" suffix picks replace | linear | zscore | rrf | calibrated instead of the sidecar's default, and
 ":passages" (max over passages) or ":passages-mean" (mean of the --passage-top-k best) scores
 long documents by passages (e.g. bm25+rerank:passages, hybrid+rerank:linear:passages-mean).
+On an engine that refuses the stored templates (Elasticsearch without lang-mustache) the same
+template files are rendered here (Engine.search_body) and sent as plain searches; modes whose
+first stage needs a module the engine lacks (hybrid modes without rank-rrf) stop with exit 2.
 """
 from __future__ import annotations
 
@@ -136,8 +139,9 @@ def start_sidecar(opensearch_url: str):
 
 
 def rerank_search(sidecar: str, index: str, mode: str, fusion: str | None, window: int, embedder,
-                  passages: dict | None = None, *, engine):
-    """Return a search function that asks the sidecar for a reranked templated search."""
+                  passages: dict | None = None, *, engine, templated: bool = True):
+    """Return a search function that asks the sidecar for a reranked templated search (templated=False:
+    a plain search with the body the template renders, rendered here by the engine layer)."""
     import requests
 
     from sidecar.search import first_stage
@@ -153,7 +157,11 @@ def rerank_search(sidecar: str, index: str, mode: str, fusion: str | None, windo
             body["params"]["fusion"] = fusion
         if passages:
             body["params"]["passages"] = passages
-        response = session.post(f"{sidecar}/{index}/_search/template", params=query, json=body, timeout=600)
+        if templated:
+            response = session.post(f"{sidecar}/{index}/_search/template", params=query, json=body, timeout=600)
+        else:
+            response = session.post(f"{sidecar}/{index}/_search", params=query,
+                                    json=engine.search_body(mode, body["params"]), timeout=600)
         response.raise_for_status()
         result = response.json()
         status = result.get("ext", {}).get("rerank", {}).get("status")
@@ -164,8 +172,9 @@ def rerank_search(sidecar: str, index: str, mode: str, fusion: str | None, windo
     return search
 
 
-def ensure_index(client, index: str, dataset, embedder, reindex: bool) -> None:
-    """Index the dataset's corpus into `index` unless (nearly) all of it is already there."""
+def ensure_index(client, index: str, dataset, embedder, reindex: bool):
+    """Index the dataset's corpus into `index` unless (nearly) all of it is already there; return the
+    template install report (its `failed` names the templates the engine refused)."""
     from tqdm import tqdm
 
     from sidecar.search.ingest import count_lines, ingest
@@ -175,14 +184,14 @@ def ensure_index(client, index: str, dataset, embedder, reindex: bool) -> None:
     if not reindex and client.indices.exists(index=index):
         have = client.count(index=index)["count"]
         if have >= expected * 0.99:
-            install(client)  # templates/pipelines may be newer than the index
-            return
-    install(client, index, recreate=True, dimension=embedder.dimension if embedder else None)
+            return install(client)  # templates/pipelines may be newer than the index
+    report = install(client, index, recreate=True, dimension=embedder.dimension if embedder else None)
     with dataset.corpus_path.open() as fh, tqdm(total=expected, unit="doc", desc=f"index {index}",
                                                 disable=None, file=sys.stderr) as bar:
-        report = ingest(client, index, fh, embedder=embedder, batch_size=64, progress=bar)
-    print(f"indexed {report.indexed} docs into {index} ({len(report.rejected)} rejected) "
-          f"in {report.seconds:.0f}s", file=sys.stderr)
+        indexed = ingest(client, index, fh, embedder=embedder, batch_size=64, progress=bar)
+    print(f"indexed {indexed.indexed} docs into {index} ({len(indexed.rejected)} rejected) "
+          f"in {indexed.seconds:.0f}s", file=sys.stderr)
+    return report
 
 
 def run(args: argparse.Namespace) -> int:
@@ -198,11 +207,22 @@ def run(args: argparse.Namespace) -> int:
         if not (args.dataset / name).is_file():
             raise UsageError(f"--dataset {args.dataset}: {name} not found (BEIR layout expected)")
     client, settings = client_from_args(args)
+    engine = engine_for_client(client, settings.engine)
+    for base in dict.fromkeys(parse_mode(m)[0] for m in modes):
+        module = engine.missing_module(client, base)
+        if module:
+            raise UsageError(f"mode {base} needs the {engine.name} module {module}, which this cluster lacks "
+                             "(README: modules the Elasticsearch integ-test-zip lacks); the sidecar has no fusion "
+                             "of its own for it")
     embedder = OnnxEmbedder(settings.embed_model_dir or None, query_prefix=settings.embed_query_prefix)
     dataset = load_dataset(args.dataset)
     index = args.index or f"beir-{dataset.name.lower()}"
-    engine = engine_for_client(client, settings.engine)
-    ensure_index(client, index, dataset, embedder, args.reindex)
+    installed = ensure_index(client, index, dataset, embedder, args.reindex)
+    # Modes whose stored template the engine refused (no lang-mustache): render the same template here.
+    rendered = {mode for mode, (template_id, _) in engine.modes.items() if template_id in installed.failed}
+    if rendered:
+        print(f"stored templates refused by {engine.name} ({'; '.join(sorted(set(installed.failed.values())))}): "
+              f"rendering {', '.join(sorted(rendered))} here", file=sys.stderr)
     queries = dataset.judged_queries()
     if args.max_queries:
         queries = dict(list(queries.items())[: args.max_queries])
@@ -221,11 +241,12 @@ def run(args: argparse.Namespace) -> int:
                     "enabled": True, "aggregate": aggregate, "max_tokens": args.passage_tokens,
                     "overlap": args.passage_overlap, "top_k": min(args.passage_top_k, args.max_passages),
                     "max_passages": args.max_passages}
-                search = rerank_search(sidecar, index, base, fusion, args.window, embedder, passages, engine=engine)
+                search = rerank_search(sidecar, index, base, fusion, args.window, embedder, passages, engine=engine,
+                                       templated=base not in rendered)
             else:
                 def search(text: str, base: str = base) -> list[str]:
                     response = first_stage.search(client, index, base, text, embedder=embedder, size=DEPTH,
-                                                  engine=engine)
+                                                  engine=engine, templated=base not in rendered)
                     return [hit["_id"] for hit in response["hits"]["hits"]]
 
             # disable=None: bars on an interactive stderr only; stdout keeps just the table.

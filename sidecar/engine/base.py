@@ -22,6 +22,8 @@ class Engine:
     modes: dict[str, tuple[str, str | None]] = {}
     # Directory (under es_templates/) of this engine's stored search templates.
     templates_subdir = "search"
+    # Search mode -> the engine module its first stage needs beyond the core (none by default).
+    mode_modules: dict[str, str] = {}
     # Whether Elasticsearch clients accept the engine's own answers (product header, media types).
     speaks_elastic_clients = False
     # Whether the engine has the async search API (POST /<index>/_async_search, GET /_async_search/<id>).
@@ -54,6 +56,25 @@ class Engine:
         """Return {template id: mustache source} of this engine's stored search templates."""
         folder = directory / self.templates_subdir
         return {p.name[: -len(TEMPLATE_SUFFIX)]: p.read_text() for p in sorted(folder.glob(f"*{TEMPLATE_SUFFIX}"))}
+
+    def search_body(self, mode: str, params: dict[str, Any], directory: Path = TEMPLATES_DIR) -> dict:
+        """Return the search body `mode`'s stored template renders for `params`, rendered here (for an
+        engine that cannot render templates, e.g. Elasticsearch without lang-mustache). Run it with the
+        mode's search pipeline, as the stored template runs."""
+        from sidecar.engine import mustache
+
+        template_id = self.modes[mode][0]
+        path = directory / self.templates_subdir / f"{template_id}{TEMPLATE_SUFFIX}"
+        return json.loads(mustache.render(path.read_text(), params))
+
+    def missing_module(self, client, mode: str) -> str | None:
+        """Return the module `mode` needs that the cluster behind `client` lacks, else None."""
+        module = self.mode_modules.get(mode)
+        if module is None:
+            return None
+        nodes = client.nodes.info(metric="plugins")["nodes"].values()
+        have = {m["name"] for node in nodes for m in node.get("modules", []) + node.get("plugins", [])}
+        return None if module in have else module
 
     def search_pipelines(self, directory: Path = TEMPLATES_DIR) -> dict[str, dict]:
         """Return {pipeline id: body} of the search pipelines this engine needs (none by default)."""

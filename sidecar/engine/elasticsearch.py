@@ -18,6 +18,8 @@ class ElasticsearchEngine(Engine):
         "hybrid-rrf": ("rescore-hybrid-rrf", None),  # rrf retriever
     }
     templates_subdir = "elasticsearch/search"
+    # The linear and rrf retrievers come with the rank-rrf module (absent from the integ-test-zip).
+    mode_modules = {"hybrid": "rank-rrf", "hybrid-rrf": "rank-rrf"}
     speaks_elastic_clients = True
 
     def first_stage(self, retriever: dict, where: str) -> tuple[dict, dict[str, str]]:

@@ -31,10 +31,21 @@ def template_request(mode: str, query_text: str, *, engine: Engine, size: int = 
     return {"id": template_id, "params": params}, query
 
 
+def rendered_request(mode: str, query_text: str, *, engine: Engine, **kwargs) -> tuple[dict, dict]:
+    """Return (search body, query-string params): what template_request's stored template renders to,
+    rendered here from the same template file (for an engine without lang-mustache)."""
+    body, query = template_request(mode, query_text, engine=engine, **kwargs)
+    return engine.search_body(mode, body["params"]), query
+
+
 def search(client: OpenSearch, index: str, mode: str, query_text: str, *, embedder=None,
-           size: int = 10, from_: int = 0, engine: Engine | None = None) -> dict:
-    """Run one templated first-stage search and return the engine's response (engine detected if not given)."""
+           size: int = 10, from_: int = 0, engine: Engine | None = None, templated: bool = True) -> dict:
+    """Run one first-stage search and return the engine's response (engine detected if not given):
+    through the stored template, or with templated=False the body it renders, rendered here."""
     vector = embedder.embed_query(query_text) if mode in VECTOR_MODES and embedder is not None else None
-    body, query = template_request(mode, query_text, engine=engine or engine_for_client(client), size=size,
-                                   from_=from_, query_vector=vector)
+    engine = engine or engine_for_client(client)
+    if not templated:
+        body, query = rendered_request(mode, query_text, engine=engine, size=size, from_=from_, query_vector=vector)
+        return client.search(index=index, body=body, params=query)
+    body, query = template_request(mode, query_text, engine=engine, size=size, from_=from_, query_vector=vector)
     return client.search_template(index=index, body=body, params=query)

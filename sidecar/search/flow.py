@@ -27,7 +27,7 @@ from sidecar.rerank.doc_text import template_fields, template_for
 from sidecar.rerank.documents import apply_source_filter, hit_text, plan_source
 from sidecar.search import fusion, personalization
 from sidecar.engine.client import OpenSearchUnavailable
-from sidecar.search.syntax import RerankSpec, fit_texts, scrub_text
+from sidecar.search.syntax import RerankSpec, fit_texts, scrub_text, sorts_by_score_only
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,9 @@ def search_with_rerank(client: OpenSearch, reranker_factory: Callable[[], Any], 
     for key in _UNSUPPORTED_WITH_RERANK:
         if key in body or key in params:
             raise ValidationFailed(f"{key} cannot be combined with reranking; page with from/size", field=key)
-    if "sort" in body or "sort" in params:  # both engines refuse a sorted rescore the same way
+    sorts = body.get("sort"), params.get("sort")
+    if any(s is not None and not sorts_by_score_only(s) for s in sorts):
+        # Both engines refuse a rescore under any sort but the default (_score descending).
         raise BadRequest("Cannot use [sort] option in conjunction with [rescore].", field="sort")
     from_ = _int_param(params.pop("from", body.pop("from", 0)), "from")
     size = _int_param(params.pop("size", body.pop("size", 10)), "size")

@@ -23,9 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -33,7 +31,8 @@ from typing import Any, Callable, Mapping
 from urllib.parse import quote
 
 from sidecar.api.errors import ValidationFailed
-from sidecar.search.syntax import RerankDefaults, RerankSpec, build_spec, opts_out
+from sidecar.rerank.cache import ByteLRU, hashed_key, text_size
+from sidecar.search.syntax import RerankDefaults, RerankSpec, build_spec, opts_out, sorts_by_score_only
 
 log = logging.getLogger(__name__)
 
@@ -107,29 +106,25 @@ NO_POLICY = Decision(None, None, None)
 class IndexResolver:
     """Resolve an index expression to its concrete indices with their aliases and data stream.
 
-    Answers are cached for `ttl_s` (at most `max_entries` expressions, oldest dropped first).
+    Answers are cached for `ttl_s` in a ByteLRU (digest keys, at most `max_bytes`): an index
+    expression comes from the request path, so neither its text nor an unbounded count is kept.
     """
 
-    def __init__(self, client: Any, ttl_s: float = 30.0, max_entries: int = 512) -> None:
+    def __init__(self, client: Any, ttl_s: float = 30.0, max_bytes: int = 1024 * 1024) -> None:
         self._client = client
         self._ttl_s = ttl_s
-        self._max = max_entries
-        self._lock = threading.Lock()
-        self._cache: OrderedDict[str, tuple[float, tuple[frozenset[str], ...]]] = OrderedDict()
+        self._cache: ByteLRU[tuple[float, tuple[frozenset[str], ...]]] = ByteLRU(
+            max_bytes, size_of=lambda entry: sum(text_size(*names) for names in entry[1]))
 
     def names(self, expression: str) -> tuple[frozenset[str], ...]:
         """Return, per concrete index, the names it answers to: itself, its aliases, its data stream."""
         now = time.monotonic()
-        with self._lock:
-            cached = self._cache.get(expression)
-            if cached is not None and now - cached[0] < self._ttl_s:
-                return cached[1]
+        key = hashed_key("index-expression", expression)
+        cached = self._cache.get(key)
+        if cached is not None and now - cached[0] < self._ttl_s:
+            return cached[1]
         resolved = self._resolve(expression)
-        with self._lock:
-            self._cache[expression] = (now, resolved)
-            self._cache.move_to_end(expression)
-            while len(self._cache) > self._max:
-                self._cache.popitem(last=False)
+        self._cache.put(key, (now, resolved))
         return resolved
 
     def _resolve(self, expression: str) -> tuple[frozenset[str], ...]:
@@ -223,7 +218,7 @@ def skip_reason(body: dict, params: Mapping[str, str]) -> str | None:
     if "scroll" in params or "scroll" in body or "pit" in body or "search_after" in body:
         return "continuation"
     sort = body.get("sort", params.get("sort"))
-    if sort is not None and not _by_score(sort):
+    if sort is not None and not sorts_by_score_only(sort):
         return "sorted"
     size = body.get("size", params.get("size"))
     try:
@@ -232,32 +227,6 @@ def skip_reason(body: dict, params: Mapping[str, str]) -> str | None:
     except (TypeError, ValueError):
         return None  # a bad size: the first stage names it
     return None
-
-
-def _by_score(sort: Any) -> bool:
-    """Return whether a sort (body or `sort` param form) orders by descending _score only."""
-    if isinstance(sort, str):
-        return all(_score_desc_str(part.strip()) for part in sort.split(",") if part.strip())
-    if isinstance(sort, dict):
-        sort = [sort]
-    if not isinstance(sort, list):
-        return False
-    for item in sort:
-        if isinstance(item, str):
-            if not _score_desc_str(item):
-                return False
-        elif isinstance(item, dict) and list(item) == ["_score"]:
-            order = item["_score"]
-            order = order.get("order", "desc") if isinstance(order, dict) else order
-            if str(order).lower() != "desc":
-                return False
-        else:
-            return False
-    return True
-
-
-def _score_desc_str(text: str) -> bool:
-    return text in ("_score", "_score:desc")
 
 
 # --- query text --------------------------------------------------------------------------------

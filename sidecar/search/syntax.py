@@ -510,3 +510,32 @@ def _reject_unknown(raw: dict, known: set[str], where: str) -> None:
 
 def _as_list(value: Any) -> list:
     return value if isinstance(value, list) else [value]
+
+
+def sorts_by_score_only(sort: Any) -> bool:
+    """Return whether a sort (body or `sort` param form) orders by descending _score only.
+
+    Such a sort is the default order: the engines accept it next to a rescore, and so does the flow.
+    """
+    if isinstance(sort, str):
+        return all(_score_desc_str(part.strip()) for part in sort.split(",") if part.strip())
+    if isinstance(sort, dict):
+        sort = [sort]
+    if not isinstance(sort, list):
+        return False
+    for item in sort:
+        if isinstance(item, str):
+            if not _score_desc_str(item):
+                return False
+        elif isinstance(item, dict) and list(item) == ["_score"]:
+            order = item["_score"]
+            order = order.get("order", "desc") if isinstance(order, dict) else order
+            if str(order).lower() != "desc":
+                return False
+        else:
+            return False
+    return True
+
+
+def _score_desc_str(text: str) -> bool:
+    return text in ("_score", "_score:desc")

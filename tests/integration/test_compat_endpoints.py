@@ -120,11 +120,13 @@ def test_malformed_json_is_400(sidecar_url):
     assert response.status_code == 400 and response.json()["field"] == "body"
 
 
-def test_rescore_api_reorders_es_hits_and_keeps_the_rest(sidecar_url, opensearch_url, demo_index):
-    search = post(f"{opensearch_url}/{demo_index}/_search",
+def test_rescore_api_reorders_es_hits_and_keeps_the_rest(engine_stack):
+    # Hits as each engine returns them (its own _index, _score, _source shape), rescored by the sidecar.
+    search = post(f"{engine_stack.url}/{engine_stack.index}/_search",
                   {"query": {"match": {"text": "the a of and"}}, "size": 12}).json()
     hits = search["hits"]["hits"]
-    out = post(f"{sidecar_url}/v1/rescore", {"query": "electricity from sunlight", "hits": hits,
+    assert len(hits) == 12
+    out = post(f"{engine_stack.sidecar}/v1/rescore", {"query": "electricity from sunlight", "hits": hits,
                                              "window_size": 8, "fields": ["title", "text"]}).json()
     assert out["ext"]["rerank"]["status"] == "ok" and out["ext"]["rerank"]["window"] == 8
     got = [h["_id"] for h in out["hits"]]

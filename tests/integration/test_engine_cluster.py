@@ -14,12 +14,14 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.conftest import DEMO_CORPUS, ROOT, start_sidecar, stop_process
+from sidecar.experiments.scaleout import QuerySource, cross_replica, load_queries, run_load
+from tests.conftest import DEMO_CORPUS, ROOT, free_port, start_sidecar, stop_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -85,6 +87,49 @@ def indexed(cluster) -> list[dict]:
 def node_pid(url: str) -> int:
     port = url.rsplit(":", 1)[1]
     return int(Path(f"/tmp/rescore-opensearch-{port}/opensearch.pid").read_text().split()[0])
+
+
+@pytest.fixture(scope="module")
+def scaled_out(cluster, indexed, tmp_path_factory) -> Iterator[tuple[str, list[str], list[str]]]:
+    """Two sidecar replicas (one worker each) sharing one Redis, behind nginx (round robin), on the cluster."""
+    from tests.integration.test_shared_cache import start_redis
+
+    redis_port = free_port()
+    redis_proc = start_redis(redis_port)
+    # The longest rerank budget: on a loaded machine admission control must not refuse the reranks
+    # this test counts as ok (scripts/bench_scaleout.py does the same).
+    env = {"RESCORE_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0", "RESCORE_WORKERS": "1",
+           "RESCORE_RERANK_TIMEOUT_MS": "300000"}
+    with ThreadPoolExecutor(2) as pool:  # the model loads in both at once: half the wait
+        started = [pool.submit(start_sidecar, ",".join(cluster), **env) for _ in range(2)]
+        replicas = [f.result() for f in started if f.exception() is None]
+    nginx_env = {**os.environ, "NGINX_PORT": str(free_port()), "NGINX_WORKERS": "1",
+                 "NGINX_UPSTREAM": ",".join(url.removeprefix("http://") for _, url, _ in replicas),
+                 "NGINX_RUN_DIR": str(tmp_path_factory.mktemp("nginx"))}
+    script = str(ROOT / "scripts" / "nginx.sh")
+    try:
+        assert len(replicas) == 2, [f.exception() for f in started]
+        subprocess.run(["bash", script, "start"], env=nginx_env, check=True, capture_output=True, text=True)
+        yield f"http://127.0.0.1:{nginx_env['NGINX_PORT']}", [url for _, url, _ in replicas], cluster
+    finally:
+        subprocess.run(["bash", script, "stop"], env=nginx_env, capture_output=True)
+        for proc, _, _ in replicas:
+            stop_process(proc)
+        stop_process(redis_proc)
+
+
+def test_two_replicas_behind_nginx_share_scores_and_pages(scaled_out, indexed) -> None:
+    """The short version of scripts/bench_scaleout.py's set-up B (without the node kill: the next test)."""
+    front, replicas, _ = scaled_out
+    queries = load_queries(DEMO_CORPUS)
+    load = run_load(front, INDEX, QuerySource(queries[:-8]), seconds=8, clients=4)
+    assert load["failed"] == 0, load["failures"]
+    assert load["kinds"]["plain"]["count"] >= 4 and load["kinds"]["rerank"]["count"] >= 4, load
+    served = [requests.get(f"{url}/ready", timeout=10).json()["reranker"]["shared_cache"] for url in replicas]
+    assert all(s["state"] == "shared" and s["misses"] > 0 for s in served), served  # nginx used both replicas
+    pages = cross_replica(replicas, INDEX, queries[-8:], page=5)
+    assert pages["scored"] == 0 and pages["cache_hit_ratio"] == 1.0, pages  # page 2: every score from Redis
+    assert pages["consistency"] == 1.0, pages["mismatches"]
 
 
 def test_searches_survive_a_killed_node_without_losing_hits(cluster, indexed) -> None:

@@ -66,6 +66,18 @@ def test_sort_with_rerank_is_a_400_like_the_engines(engine_stack):
     assert through.json()["field"] == "sort"
 
 
+@pytest.mark.parametrize("sort", [[{"_score": "desc"}], ["_score"], [{"_score": {"order": "desc"}}]])
+def test_sort_by_score_alone_is_the_default_order_and_reranks(engine_stack, sort):
+    """Both engines accept a rescore under a sort by descending _score only (Dashboards sends one)."""
+    index = engine_stack.index
+    direct = post(engine_stack.url, f"/{index}/_search", {
+        **BROAD, "sort": sort, "rescore": {"window_size": 5, "query": {"rescore_query": {"match": {"text": "solar"}}}}})
+    through = post(engine_stack.sidecar, f"/{index}/_search", {
+        **BROAD, "sort": sort, "ext": {"rerank": {"query_context": {"query_text": QUERY}, "window_size": 5}}})
+    assert direct.status_code == through.status_code == 200, through.text
+    assert through.json()["ext"]["rerank"]["status"] == "ok"
+
+
 def test_reranker_filter_and_name_are_kept(engine_stack):
     body = {"size": 10, "retriever": {"text_similarity_reranker": {
         "retriever": {"standard": BROAD}, "field": "text", "inference_text": QUERY, "_name": "rr",

@@ -47,13 +47,16 @@ def remote_env(remote: TeiReranker) -> dict[str, str]:
             "RESCORE_QUEUE_SIZE": str(QUEUE_SIZE)}
 
 
-@pytest.fixture(scope="module")
-def faulty(opensearch_url, demo_index, remote):
-    """(sidecar URL, remote server, first-stage ids straight from OpenSearch)."""
-    proc, url, _ = start_sidecar(opensearch_url, **remote_env(remote))
-    direct = ids(requests.post(f"{opensearch_url}/{demo_index}/_search", json={**BROAD, "size": 12}, timeout=30).json())
+@pytest.fixture(scope="module", params=["opensearch", "elasticsearch"])
+def faulty(request, remote):
+    """(sidecar URL, remote server, first-stage ids straight from the engine, demo index) on each engine."""
+    names = ("opensearch_url", "demo_index") if request.param == "opensearch" else ("elasticsearch_url", "es_demo_index")
+    engine_url, demo_index = (request.getfixturevalue(n) for n in names)
+    proc, url, _ = start_sidecar(engine_url, **remote_env(remote))
+    direct = ids(requests.post(f"{engine_url}/{demo_index}/_search", json={**BROAD, "size": 12}, timeout=30).json())
+    assert len(direct) == 12
     try:
-        yield url, remote, direct
+        yield url, remote, direct, demo_index
     finally:
         stop_process(proc)
 
@@ -74,16 +77,16 @@ def wait_for_circuit(url: str, index: str, query: str) -> dict:
     return search(url, index, rerank_body(query))
 
 
-def test_healthy_remote_reranks(faulty, demo_index):
-    url, remote, direct = faulty
+def test_healthy_remote_reranks(faulty):
+    url, remote, direct, demo_index = faulty
     remote.mode = "ok"
     body = search(url, demo_index, rerank_body("solar panels electricity"))
     assert body["ext"]["rerank"]["status"] == "ok"
     assert sorted(ids(body)[:6]) == sorted(direct[:6]) and ids(body)[6:] == direct[6:]
 
 
-def test_failing_reranker_degrades_opens_the_circuit_and_recovers(faulty, demo_index):
-    url, remote, direct = faulty
+def test_failing_reranker_degrades_opens_the_circuit_and_recovers(faulty):
+    url, remote, direct, demo_index = faulty
     remote.mode = "fail"
     for attempt in range(2):
         body = search(url, demo_index, rerank_body(f"failing {attempt}"))
@@ -102,8 +105,8 @@ def test_failing_reranker_degrades_opens_the_circuit_and_recovers(faulty, demo_i
     assert circuit(url)["state"] == "closed"
 
 
-def test_slow_reranker_times_out_to_first_stage_order_and_recovers(faulty, demo_index):
-    url, remote, direct = faulty
+def test_slow_reranker_times_out_to_first_stage_order_and_recovers(faulty):
+    url, remote, direct, demo_index = faulty
     remote.mode = "sleep"
     started = time.monotonic()
     body = search(url, demo_index, rerank_body("slow one", window=4, timeout_ms=300))
@@ -126,8 +129,8 @@ def test_slow_reranker_times_out_to_first_stage_order_and_recovers(faulty, demo_
     assert sorted(ids(recovered)[:6]) == sorted(direct[:6]) and ids(recovered)[6:] == direct[6:]
 
 
-def test_client_deadlines_and_bad_input_never_open_the_circuit(faulty, demo_index):
-    url, remote, direct = faulty
+def test_client_deadlines_and_bad_input_never_open_the_circuit(faulty):
+    url, remote, direct, demo_index = faulty
     remote.mode = "ok"
     for attempt in range(6):  # three times the failure threshold
         body = search(url, demo_index, rerank_body(f"tiny budget {attempt}", timeout_ms=1))
@@ -145,8 +148,8 @@ def test_client_deadlines_and_bad_input_never_open_the_circuit(faulty, demo_inde
     assert search(url, demo_index, rerank_body("still reranking"))["ext"]["rerank"]["status"] == "ok"
 
 
-def test_full_queue_degrades_search_and_429s_compat_endpoints(faulty, demo_index):
-    url, remote, direct = faulty
+def test_full_queue_degrades_search_and_429s_compat_endpoints(faulty):
+    url, remote, direct, demo_index = faulty
     remote.mode = "ok"
     too_many = QUEUE_SIZE + 1
     body = search(url, demo_index, rerank_body("overload", window=too_many))

