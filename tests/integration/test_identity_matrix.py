@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
 import requests
 
-from tests.conftest import ROOT, free_port, start_sidecar, stop_process
+from tests.conftest import free_port, start_elasticsearch, start_sidecar, stop_elasticsearch, stop_process
 
 pytestmark = pytest.mark.integration
 
@@ -62,17 +61,13 @@ def secured_es(tmp_path_factory) -> str:
     os.chmod(folder, 0o755)
     os.chmod(roles, 0o644)
     port = free_port()
-    env = {**os.environ, "ELASTICSEARCH_PORT": str(port), "ELASTICSEARCH_TRANSPORT_PORT": str(free_port()),
-           "ELASTICSEARCH_SECURITY": "true", "ELASTICSEARCH_ROLES_FILE": str(roles), "ELASTICSEARCH_USERS": ES_USERS,
-           "ELASTICSEARCH_ADMIN_USER": ADMIN[0], "ELASTICSEARCH_ADMIN_PASSWORD": ADMIN[1]}
-    script = str(ROOT / "scripts" / "elasticsearch.sh")
-    started = subprocess.run(["bash", script, "start"], env=env, capture_output=True, text=True)
-    if started.returncode != 0:
-        pytest.fail(f"Elasticsearch (security on) did not start:\n{started.stdout[-3000:]}\n{started.stderr[-3000:]}")
+    env = start_elasticsearch(port, free_port(), ELASTICSEARCH_SECURITY="true", ELASTICSEARCH_ROLES_FILE=str(roles),
+                              ELASTICSEARCH_USERS=ES_USERS, ELASTICSEARCH_ADMIN_USER=ADMIN[0],
+                              ELASTICSEARCH_ADMIN_PASSWORD=ADMIN[1])
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        subprocess.run(["bash", script, "stop"], env=env, capture_output=True, text=True)
+        stop_elasticsearch(env)
 
 
 @pytest.fixture(scope="module")
