@@ -92,10 +92,11 @@ class TieredScoreStore:
         except self._errors as exc:
             self._failed(exc)
             return found
-        fetched = [(keys[i], unpack_score(raw)) for i, raw in zip(missing, values, strict=True) if raw is not None]
+        fetched = []
         for i, raw in zip(missing, values, strict=True):
             if raw is not None:
                 found[i] = unpack_score(raw)
+                fetched.append((keys[i], found[i]))
         with self._lock:
             self._shared_hits += len(fetched)
             self._shared_misses += len(missing) - len(fetched)
