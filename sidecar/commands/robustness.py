@@ -37,7 +37,10 @@ indexes nor asks the engine. Table to stdout, progress to stderr."""
 FIRST_STAGES = ("bm25", "knn")
 DEFAULT_HYBRID = "hybrid"
 # Fusions that score a hit without looking at the rest of the window (candidates for the default).
-WINDOW_INDEPENDENT = ("replace", "calibrated")  # the shipped pipeline (es_templates/pipelines/rescore-hybrid-minmax.json)
+WINDOW_INDEPENDENT = ("replace", "calibrated")
+# DEFAULT_HYBRID is fetched through the shipped pipeline (es_templates/pipelines/rescore-hybrid-minmax.json,
+# min-max BM25 0.3 / kNN 0.7); PREVIOUS_HYBRID is the 0.5/0.5 default it replaced.
+PREVIOUS_HYBRID = "hybrid-minmax-5"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rerank-hybrids", type=lambda t: [s.strip() for s in t.split(",") if s.strip()],
                         default=[], help="hybrid variants whose windows are scored and reranked too "
                                          "(comma-separated, e.g. hybrid-zscore-5; default none: model time)")
+    parser.add_argument("--rerank-stages", type=lambda t: [s.strip() for s in t.split(",") if s.strip()],
+                        default=[*FIRST_STAGES, DEFAULT_HYBRID],
+                        help="first stages whose windows the model scores (default bm25,knn,hybrid; "
+                             "e.g. hybrid alone: the default path, a third of the model time)")
     parser.add_argument("--cached-only", action="store_true",
                         help="score nothing: evaluate only the queries whose windows are already in the cache "
                              "(a look at a run that is still scoring)")
@@ -216,15 +223,16 @@ def default_base(result: dict) -> str:
 
 
 def format_rows(name: str, result: dict, modes: list[str]) -> str:
+    width = max(44, *(len(m) for m in modes))
     lines = [f"{name}: best first stage {result['best_first_stage']} (tests against it); "
              f"BM25 NDCG@10 {result['bm25']:.4f}",
-             f"{'mode':<44} {'NDCG@10':>8} {'MRR@10':>8} {'R@100':>8} {'vs BM25':>8} {'helped':>6} "
+             f"{'mode':<{width}} {'NDCG@10':>8} {'MRR@10':>8} {'R@100':>8} {'vs BM25':>8} {'helped':>6} "
              f"{'hurt':>5} {'p':>7}"]
     for mode in modes:
         row = result["rows"][mode]
         gain = row["NDCG@10"] / result["bm25"] - 1 if result["bm25"] else 0.0
         gain = 0.0 if abs(gain) < 5e-4 else gain  # no "-0.0%" for bm25 itself
-        lines.append(f"{mode:<44} {row['NDCG@10']:>8.4f} {row['MRR@10']:>8.4f} {row['Recall@100']:>8.4f} "
+        lines.append(f"{mode:<{width}} {row['NDCG@10']:>8.4f} {row['MRR@10']:>8.4f} {row['Recall@100']:>8.4f} "
                      f"{gain:>+8.1%} {row['helped']:>6} {row['hurt']:>5} {row['p']:>7.3f}")
     return "\n".join(lines)
 
@@ -253,6 +261,10 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--datasets: two collections share a directory name (the cache is keyed by it)")
     from sidecar.experiments.robustness import HYBRID_VARIANTS
 
+    wrong = [s for s in args.rerank_stages if s not in (*FIRST_STAGES, DEFAULT_HYBRID, *HYBRID_VARIANTS)]
+    if wrong or not args.rerank_stages:
+        raise UsageError(f"--rerank-stages: unknown {', '.join(wrong) or '(none given)'}; available: "
+                         f"{', '.join((*FIRST_STAGES, DEFAULT_HYBRID, *HYBRID_VARIANTS))}")
     unknown = [h for h in args.rerank_hybrids if h not in HYBRID_VARIANTS]
     if unknown:
         raise UsageError(f"--rerank-hybrids: unknown {', '.join(unknown)}; available: {', '.join(HYBRID_VARIANTS)}")
@@ -297,8 +309,8 @@ def run(args: argparse.Namespace) -> int:
                 ensure_index(client, index, dataset, embedder(), reindex=False)
             runs = first_stage_runs(client, index, queries, embedder, args.depth, cache, stages, engine())
         stages = list(runs)
-        # The model scores the windows of bm25, knn and the shipped hybrid (plus --rerank-hybrids).
-        scored_stages = [s for s in (*FIRST_STAGES, DEFAULT_HYBRID, *args.rerank_hybrids) if s in stages]
+        # The model scores the windows of --rerank-stages (bm25, knn, hybrid) plus --rerank-hybrids.
+        scored_stages = [s for s in dict.fromkeys((*args.rerank_stages, *args.rerank_hybrids)) if s in stages]
         todo = candidates({s: runs[s] for s in scored_stages}, args.window)
         if args.cached_only:
             have = load_json(cache / f"scores-{model}.json") or {}
@@ -327,7 +339,7 @@ def run(args: argparse.Namespace) -> int:
                            settings.rerank_temperature)
     previous = "linear(0.5/0.5)"  # the default before the robustness suite chose one
     shown = list(dict.fromkeys([
-        "bm25", "knn", DEFAULT_HYBRID, f"bm25+rerank:{default.name}", f"knn+rerank:{default.name}",
+        "bm25", "knn", DEFAULT_HYBRID, PREVIOUS_HYBRID, f"bm25+rerank:{default.name}", f"knn+rerank:{default.name}",
         f"{DEFAULT_HYBRID}+rerank:{default.name}", f"bm25+rerank:{previous}", f"{DEFAULT_HYBRID}+rerank:{previous}",
         "bm25+rerank:replace", f"{DEFAULT_HYBRID}+rerank:replace",
         *(m for h in args.rerank_hybrids for m in (h, f"{h}+rerank:{default.name}"))]))
