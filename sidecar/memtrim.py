@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 
 _LOCK = threading.Lock()
 _STARTED_IN: int | None = None  # pid of the process whose trimmer thread runs
+_INTERVAL_S = 0.0  # its interval (the model process, sidecar/backends/model_process.py, uses the same)
 
 
 def _malloc_trim():
@@ -38,13 +39,14 @@ def trim() -> bool:
 
 def start(interval_s: float) -> bool:
     """Start this process's trimmer thread (once per process; 0 = off); return whether one runs."""
-    global _STARTED_IN
+    global _STARTED_IN, _INTERVAL_S
     if interval_s <= 0 or _malloc_trim() is None:
         return False
     with _LOCK:
         if _STARTED_IN == os.getpid():
             return True
         _STARTED_IN = os.getpid()
+        _INTERVAL_S = interval_s
     function = _malloc_trim()
     wake = threading.Event()
 
@@ -55,3 +57,8 @@ def start(interval_s: float) -> bool:
     threading.Thread(target=loop, name="malloc-trim", daemon=True).start()
     log.info("malloc_trim interval_s=%s", interval_s)
     return True
+
+
+def interval_s() -> float:
+    """Return the interval of this process's trimmer (0 = none runs)."""
+    return _INTERVAL_S if _STARTED_IN == os.getpid() else 0.0

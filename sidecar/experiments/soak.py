@@ -4,7 +4,7 @@ Traffic (each request's text is new, so every cache keeps filling): plain search
 searches with queries of 100 to `max_query_chars` characters, `_msearch` with a plain and a
 reranked entry, stored search templates, search templates with made-up long ids (the stored-
 template cache) and reranked searches with an inline document template (the parsed-template
-cache). Every worker's resident memory (VmRSS) is sampled; growth is measured from the end of the
+cache). Every worker's resident memory (VmRSS, its model process included) is sampled; growth is measured from the end of the
 warm-up (model loaded, allocator pools grown, caches started) to the end of the run.
 `rescore soak` (sidecar/commands/soak.py) drives it.
 """
@@ -117,6 +117,31 @@ def rss_bytes(pid: int) -> int | None:
     return None
 
 
+def descendants(pid: int) -> list[int]:
+    """Return the pids of every process below pid (children of any of its threads, recursively)."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            children = Path(f"/proc/{pid}/task/{task}/children").read_text().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            found += [child, *descendants(child)]
+    return found
+
+
+def tree_rss_bytes(pid: int) -> int | None:
+    """Return the RSS of a worker plus its model process (RESCORE_MODEL_PROCESS), None when it is gone."""
+    own = rss_bytes(pid)
+    if own is None:
+        return None
+    return own + sum(rss or 0 for rss in map(rss_bytes, descendants(pid)))
+
+
 def start_sidecar(opensearch: str, port: int, workers: int, env_overrides: dict[str, str],
                   log_path: Path) -> subprocess.Popen:
     """Start the sidecar under gunicorn (as `rescore serve` does) and wait until /health answers."""
@@ -195,7 +220,7 @@ def run_soak(opensearch: str, index: str, *, seconds: float, warmup_s: float, cl
         while time.monotonic() < until:
             now = time.monotonic() - started
             sample = Sample(round(now, 1), {pid: rss for pid in worker_pids(proc.pid)
-                                            if (rss := rss_bytes(pid)) is not None})
+                                            if (rss := tree_rss_bytes(pid)) is not None})
             samples.append(sample)
             if warm is None and now >= warmup_s:
                 warm = sample
@@ -203,7 +228,7 @@ def run_soak(opensearch: str, index: str, *, seconds: float, warmup_s: float, cl
         for thread in threads:
             thread.join(timeout=180)
         end = Sample(round(time.monotonic() - started, 1), {pid: rss for pid in worker_pids(proc.pid)
-                                                            if (rss := rss_bytes(pid)) is not None})
+                                                            if (rss := tree_rss_bytes(pid)) is not None})
         samples.append(end)
         warm = warm or samples[0]
         try:

@@ -145,6 +145,9 @@ def configure_logging(level: str, fmt: str) -> None:
     handler._rescore = True  # noqa: SLF001 - marks our handler so a second create_app() replaces it
     root.addHandler(handler)
     root.setLevel(level)
+    # opensearch-py logs every call at INFO ("POST http://... [status:200 request:0.023s]"): a second
+    # line per first stage that the sidecar's own rerank_search/request lines already carry.
+    logging.getLogger("opensearch").setLevel(max(logging.WARNING, root.level))
 
 
 def _quoted(arg: Any) -> Any:

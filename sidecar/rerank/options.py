@@ -71,6 +71,10 @@ class RerankerOptions:
     # pool): on a busy CPU they yield to the request threads, so plain traffic keeps engine speed
     # while reranks run; ONNX Runtime also stops spin-waiting. 0 = same priority as requests.
     model_nice: int = 10
+    # Run a local model (every backend but remote) in a child process with its own session and the
+    # niceness above, so its CPU time is charged to it and not to the worker that carries plain
+    # traffic (sidecar/backends/model_process.py). false = in the worker's own process.
+    model_process: bool = True
     # Default task instruction of the Qwen3-Reranker prompt (requests may override it).
     instruction: str = DEFAULT_INSTRUCTION
     # Where exported/quantized ONNX models are cached, keyed by model, revision and quantization.

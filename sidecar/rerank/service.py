@@ -202,7 +202,12 @@ def build_service(backend: Backend, options: RerankerOptions) -> RerankService:
 def build_reranker(options: RerankerOptions) -> RerankService:
     """Build the backend named by options and the service around it."""
     started = time.perf_counter()
-    backend = create_backend(options)
+    if options.model_process and options.backend != "remote":
+        from sidecar.backends.model_process import ModelProcessBackend
+
+        backend: Backend = ModelProcessBackend(options)
+    else:
+        backend = create_backend(options)
     service = build_service(backend, options)
     metrics().set_model(options.backend, service.model, options.resolved_quantization, backend.device)
     logger.info("reranker_built backend=%s model=%s device=%s took_s=%.1f", options.backend, service.model,

@@ -208,7 +208,10 @@ def rerank_window(reranker_factory: Callable[[], Any], spec: RerankSpec, window_
         raise
     except Exception as exc:  # the documented degradation path: first-stage order, status says why
         status = "overloaded" if type(exc).__name__ == "OverloadedError" else "error"
-        log.warning("rerank_failed status=%s error=%s: %s", status, type(exc).__name__, exc)
+        # Shedding load is the admission control working, not a fault: the rerank_search line says
+        # status=overloaded; a warning per refused request would flood the log exactly under load.
+        log.log(logging.DEBUG if status == "overloaded" else logging.WARNING,
+                "rerank_failed status=%s error=%s: %s", status, type(exc).__name__, exc)
         return WindowOutcome(identity, {}, {}, set(), status, {"error": f"{type(exc).__name__}: {exc}"})
     finally:
         if breaker is not None:

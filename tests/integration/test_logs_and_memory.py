@@ -10,7 +10,7 @@ import uuid
 import pytest
 import requests
 
-from sidecar.experiments.soak import rss_bytes, worker_pids
+from sidecar.experiments.soak import tree_rss_bytes, worker_pids
 from tests.conftest import start_sidecar, stop_process
 
 SECRET = "hunter2-" + uuid.uuid4().hex[:8]
@@ -72,9 +72,9 @@ def test_worker_memory_stays_flat_under_long_made_up_template_ids(opensearch_url
                 assert response.status_code < 500, response.text[:300]
 
         send(0, 30)  # warm-up: allocator pools, connection pools
-        warm = rss_bytes(worker)
+        warm = tree_rss_bytes(worker)
         send(30, 150)  # 30 MB of ids
-        grown = rss_bytes(worker) - warm
+        grown = tree_rss_bytes(worker) - warm
         print(f"worker RSS grew {grown / 2**20:.1f} MB over 150 requests")
         assert grown < 12 * 2**20, f"worker RSS grew {grown / 2**20:.1f} MB over 150 requests"
     finally:

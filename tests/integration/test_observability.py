@@ -145,6 +145,8 @@ def test_request_id_is_returned_logged_and_sent_to_opensearch(observed_sidecar, 
     mine = [r for r in records if r.get("request_id") == "rid-rerank-7"]
     events = {r.get("event") for r in mine}
     assert {"rerank_search", "rerank_scored", "request"} <= events, events
+    # One line per event: opensearch-py's own per-call INFO line would repeat the first stage.
+    assert not [r for r in mine if r.get("logger") == "opensearch"], mine
     access = next(r for r in mine if r.get("event") == "request")
     assert access["status"] == 200 and access["path"] == f"/{demo_index}/_search" and access["duration_ms"] > 0
     search = next(r for r in mine if r.get("event") == "rerank_search")
