@@ -116,7 +116,7 @@ class Settings:
     rerank_fusion: str = "calibrated"
     rerank_weights: str = "0.3,0.7"
     # calibrated fusion: rank constant of the first-stage prior (rrf's too) and the model-logit temperature.
-    rerank_rank_constant: int = 60
+    rerank_rank_constant: int = 20
     rerank_temperature: float = 4.0
     rerank_timeout_ms: int = 30000
     # Largest window_size a request may ask for.

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import os
 import sys
@@ -48,10 +49,16 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
 
 
 def client_from_args(args: argparse.Namespace) -> tuple[OpenSearch, Settings]:
-    """Return an OpenSearch client for --url (credentials and TLS from RESCORE_*) and the settings."""
+    """Return an OpenSearch client for --url (credentials and TLS from RESCORE_*) and the settings.
+
+    The settings carry --url as their opensearch_url, so whatever a command builds from them (the
+    reranker's Services, a pool of engine hosts) talks to the same engine as the client.
+    """
     settings = Settings.from_env()
+    if args.url:
+        settings = dataclasses.replace(settings, opensearch_url=args.url)
     info = ConnectionInfo(
-        url=args.url or settings.opensearch_url,
+        url=settings.opensearch_url,
         user=settings.opensearch_user,
         password=settings.opensearch_password,
         verify_certs=settings.opensearch_verify_certs,

@@ -30,13 +30,17 @@ EPILOG = """examples:
       --cache ~/.cache/rescore-robustness --out robustness.json
   rescore robustness --datasets DIR --cache DIR --max-queries 20   (a quick look)
 
-Cached per collection under --cache/<name>/: runs/<stage>.json and scores.json; a rerun only does
-what is missing (delete a file to redo it). Table to stdout, progress to stderr."""
+Cached per collection under --cache/<name>/: runs/<stage>.json and scores-<model>.json; a rerun only
+does what is missing (delete a file to redo it): with every first-stage list on disk it neither
+indexes nor asks the engine. Table to stdout, progress to stderr."""
 
 FIRST_STAGES = ("bm25", "knn")
 DEFAULT_HYBRID = "hybrid"
 # Fusions that score a hit without looking at the rest of the window (candidates for the default).
-WINDOW_INDEPENDENT = ("replace", "calibrated")  # the shipped pipeline (es_templates/pipelines/rescore-hybrid-minmax.json)
+WINDOW_INDEPENDENT = ("replace", "calibrated")
+# DEFAULT_HYBRID is fetched through the shipped pipeline (es_templates/pipelines/rescore-hybrid-minmax.json,
+# min-max BM25 0.3 / kNN 0.7); PREVIOUS_HYBRID is the 0.5/0.5 default it replaced.
+PREVIOUS_HYBRID = "hybrid-minmax-5"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,15 +59,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rerank-hybrids", type=lambda t: [s.strip() for s in t.split(",") if s.strip()],
                         default=[], help="hybrid variants whose windows are scored and reranked too "
                                          "(comma-separated, e.g. hybrid-zscore-5; default none: model time)")
+    parser.add_argument("--rerank-stages", type=lambda t: [s.strip() for s in t.split(",") if s.strip()],
+                        default=[*FIRST_STAGES, DEFAULT_HYBRID],
+                        help="first stages whose windows the model scores (default bm25,knn,hybrid; "
+                             "e.g. hybrid alone: the default path, a third of the model time)")
     parser.add_argument("--cached-only", action="store_true",
                         help="score nothing: evaluate only the queries whose windows are already in the cache "
                              "(a look at a run that is still scoring)")
+    parser.add_argument("--families", action="store_true",
+                        help="also try the fusion families that are not served (query-adaptive model weight, "
+                             "no-signal guard, three-way BM25+kNN+model) on hybrid+rerank, by leave-one-out")
     parser.add_argument("--out", type=Path, help="write every table and the leave-one-out choices as JSON")
+
+
+def cached_runs(cache: Path, queries: dict[str, str], stages: list[str]) -> dict | None:
+    """Every stage's cached list for every query, or None when something must still be fetched."""
+    from sidecar.experiments.robustness import load_json
+
+    runs = {}
+    for stage in stages:
+        run = load_json(cache / "runs" / f"{stage}.json") or {}
+        if any(q not in run for q in queries):
+            return None
+        runs[stage] = {q: [(d, s) for d, s in run[q]] for q in queries}
+    return runs
 
 
 def first_stage_runs(client, index: str, queries: dict[str, str], embedder, depth: int, cache: Path,
                      stages: list[str], engine) -> dict:
-    """Fetch (or load) every first stage's scored lists; hybrid variants through their own pipelines."""
+    """Fetch (or load) every first stage's scored lists; hybrid variants through their own pipelines.
+
+    embedder: a callable returning the embedder (loaded only when a query vector is missing).
+    """
     from tqdm import tqdm
 
     from sidecar.experiments.robustness import HYBRID_VARIANTS, load_json, save_json
@@ -75,7 +102,8 @@ def first_stage_runs(client, index: str, queries: dict[str, str], embedder, dept
     vectors_path = cache / "query_vectors.json"
     vectors = load_json(vectors_path) or {}
     if stages != ["bm25"] and any(q not in vectors for q in queries):
-        vectors.update({q: list(map(float, embedder.embed_query(t))) for q, t in queries.items() if q not in vectors})
+        model = embedder()
+        vectors.update({q: list(map(float, model.embed_query(t))) for q, t in queries.items() if q not in vectors})
         save_json(vectors_path, vectors)
     runs = {}
     for stage in stages:
@@ -131,7 +159,8 @@ def load_corpus(path: Path) -> dict[str, dict]:
     return docs
 
 
-def collection_results(dataset, runs: dict, scores: dict, window: int, depth: int) -> dict:
+def collection_results(dataset, runs: dict, scores: dict, window: int, depth: int,
+                       with_families: bool = False) -> dict:
     """Every first stage and every (base stage, fusion) on one collection, against its best first stage."""
     from sidecar.experiments.evaluation import evaluate_run
     from sidecar.experiments.robustness import fusion_grid, ids, rerank_run, score_rows
@@ -146,9 +175,17 @@ def collection_results(dataset, runs: dict, scores: dict, window: int, depth: in
         for config in fusion_grid():
             reranked[f"{stage}+rerank:{config.name}"] = rerank_run(runs[stage], scores, config, window, depth)
     rows = score_rows(dataset, {**first, **reranked}, best)
-    return {"best_first_stage": best, "bm25": ndcg["bm25"],
-            "rows": {r.mode: {**r.metrics, "helped": r.helped, "hurt": r.hurt, "p": r.p_value, "delta": r.delta}
-                     for r in rows}}
+    out = {"best_first_stage": best, "bm25": ndcg["bm25"],
+           "rows": {r.mode: {**r.metrics, "helped": r.helped, "hurt": r.hurt, "p": r.p_value, "delta": r.delta}
+                    for r in rows}}
+    if with_families and DEFAULT_HYBRID in covered and "knn" in runs:
+        from sidecar.experiments.robustness import families, rerank_with
+
+        out["families"] = {family: {name: evaluate_run(dataset, rerank_with(runs, DEFAULT_HYBRID, scores, fuse, window,
+                                                                            depth))["NDCG@10"] - ndcg[best]
+                                    for name, fuse in grid.items()}
+                           for family, grid in families().items()}
+    return out
 
 
 def choose(results: dict) -> dict:
@@ -186,14 +223,16 @@ def default_base(result: dict) -> str:
 
 
 def format_rows(name: str, result: dict, modes: list[str]) -> str:
+    width = max(44, *(len(m) for m in modes))
     lines = [f"{name}: best first stage {result['best_first_stage']} (tests against it); "
              f"BM25 NDCG@10 {result['bm25']:.4f}",
-             f"{'mode':<44} {'NDCG@10':>8} {'MRR@10':>8} {'R@100':>8} {'vs BM25':>8} {'helped':>6} "
+             f"{'mode':<{width}} {'NDCG@10':>8} {'MRR@10':>8} {'R@100':>8} {'vs BM25':>8} {'helped':>6} "
              f"{'hurt':>5} {'p':>7}"]
     for mode in modes:
         row = result["rows"][mode]
         gain = row["NDCG@10"] / result["bm25"] - 1 if result["bm25"] else 0.0
-        lines.append(f"{mode:<44} {row['NDCG@10']:>8.4f} {row['MRR@10']:>8.4f} {row['Recall@100']:>8.4f} "
+        gain = 0.0 if abs(gain) < 5e-4 else gain  # no "-0.0%" for bm25 itself
+        lines.append(f"{mode:<{width}} {row['NDCG@10']:>8.4f} {row['MRR@10']:>8.4f} {row['Recall@100']:>8.4f} "
                      f"{gain:>+8.1%} {row['helped']:>6} {row['hurt']:>5} {row['p']:>7.3f}")
     return "\n".join(lines)
 
@@ -205,7 +244,7 @@ def run(args: argparse.Namespace) -> int:
     from sidecar.embed import OnnxEmbedder
     from sidecar.engine import engine_for_client
     from sidecar.experiments.evaluation import load_dataset
-    from sidecar.experiments.robustness import candidates, load_json, score_candidates
+    from sidecar.experiments.robustness import candidates, leave_one_out, load_json, score_candidates
 
     setup_logging()
     entries = [p.strip() for p in args.datasets.split(",") if p.strip()]
@@ -222,12 +261,28 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--datasets: two collections share a directory name (the cache is keyed by it)")
     from sidecar.experiments.robustness import HYBRID_VARIANTS
 
+    wrong = [s for s in args.rerank_stages if s not in (*FIRST_STAGES, DEFAULT_HYBRID, *HYBRID_VARIANTS)]
+    if wrong or not args.rerank_stages:
+        raise UsageError(f"--rerank-stages: unknown {', '.join(wrong) or '(none given)'}; available: "
+                         f"{', '.join((*FIRST_STAGES, DEFAULT_HYBRID, *HYBRID_VARIANTS))}")
     unknown = [h for h in args.rerank_hybrids if h not in HYBRID_VARIANTS]
     if unknown:
         raise UsageError(f"--rerank-hybrids: unknown {', '.join(unknown)}; available: {', '.join(HYBRID_VARIANTS)}")
     client, settings = client_from_args(args)
-    engine = engine_for_client(client, settings.engine)
-    embedder = OnnxEmbedder(settings.embed_model_dir or None, query_prefix=settings.embed_query_prefix)
+    connection: dict = {}
+
+    def engine():
+        """The engine behind --url, asked once and only when something is not cached."""
+        if "engine" not in connection:
+            connection["engine"] = engine_for_client(client, settings.engine)
+        return connection["engine"]
+
+    def embedder():
+        if "embedder" not in connection:
+            connection["embedder"] = OnnxEmbedder(settings.embed_model_dir or None,
+                                                  query_prefix=settings.embed_query_prefix)
+        return connection["embedder"]
+
     scorer = None
     # Model scores are cached per configured model (RESCORE_BACKEND/RESCORE_MODEL): the model is
     # loaded only when some pair is not cached yet.
@@ -236,20 +291,26 @@ def run(args: argparse.Namespace) -> int:
     for root in roots:
         dataset = load_dataset(root)
         cache = args.cache / dataset.name
-        if args.stages == "text" or root in text_only:
-            stages, index = ["bm25"], f"beir-{dataset.name.lower()}-text"
-            ensure_index(client, index, dataset, None, reindex=False)
-        else:
-            # The hybrid variants are OpenSearch search pipelines (normalization / score-ranker processors).
-            variants = list(HYBRID_VARIANTS) if engine.name == "opensearch" else []
-            stages, index = [*FIRST_STAGES, DEFAULT_HYBRID, *variants], f"beir-{dataset.name.lower()}"
-            ensure_index(client, index, dataset, embedder, reindex=False)
         queries = dataset.judged_queries()
         if args.max_queries:
             queries = dict(list(queries.items())[: args.max_queries])
-        runs = first_stage_runs(client, index, queries, embedder, args.depth, cache, stages, engine)
-        # The model scores the windows of bm25, knn and the shipped hybrid (plus --rerank-hybrids).
-        scored_stages = [s for s in (*FIRST_STAGES, DEFAULT_HYBRID, *args.rerank_hybrids) if s in stages]
+        text = args.stages == "text" or root in text_only
+        index = f"beir-{dataset.name.lower()}" + ("-text" if text else "")
+        # Every list on disk (the hybrid variants included): the engine is not asked, nothing is indexed.
+        runs = cached_runs(cache, queries, ["bm25"] if text else [*FIRST_STAGES, DEFAULT_HYBRID, *HYBRID_VARIANTS])
+        if runs is None:
+            if text:
+                stages = ["bm25"]
+                ensure_index(client, index, dataset, None, reindex=False)
+            else:
+                # The hybrid variants are OpenSearch search pipelines (normalization / score-ranker processors).
+                variants = list(HYBRID_VARIANTS) if engine().name == "opensearch" else []
+                stages = [*FIRST_STAGES, DEFAULT_HYBRID, *variants]
+                ensure_index(client, index, dataset, embedder(), reindex=False)
+            runs = first_stage_runs(client, index, queries, embedder, args.depth, cache, stages, engine())
+        stages = list(runs)
+        # The model scores the windows of --rerank-stages (bm25, knn, hybrid) plus --rerank-hybrids.
+        scored_stages = [s for s in dict.fromkeys((*args.rerank_stages, *args.rerank_hybrids)) if s in stages]
         todo = candidates({s: runs[s] for s in scored_stages}, args.window)
         if args.cached_only:
             have = load_json(cache / f"scores-{model}.json") or {}
@@ -270,7 +331,7 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr) as bar:
             scores = score_candidates(todo, score_query, cache / f"scores-{model}.json",
                                       progress=bar)
-        results[dataset.name] = collection_results(dataset, runs, scores, args.window, args.depth)
+        results[dataset.name] = collection_results(dataset, runs, scores, args.window, args.depth, args.families)
         results[dataset.name]["queries"] = len(queries)
     from sidecar.experiments.robustness import FusionConfig
 
@@ -278,9 +339,10 @@ def run(args: argparse.Namespace) -> int:
                            settings.rerank_temperature)
     previous = "linear(0.5/0.5)"  # the default before the robustness suite chose one
     shown = list(dict.fromkeys([
-        "bm25", "knn", DEFAULT_HYBRID, f"bm25+rerank:{default.name}", f"knn+rerank:{default.name}",
+        "bm25", "knn", DEFAULT_HYBRID, PREVIOUS_HYBRID, f"bm25+rerank:{default.name}", f"knn+rerank:{default.name}",
         f"{DEFAULT_HYBRID}+rerank:{default.name}", f"bm25+rerank:{previous}", f"{DEFAULT_HYBRID}+rerank:{previous}",
-        "bm25+rerank:replace", f"{DEFAULT_HYBRID}+rerank:replace"]))
+        "bm25+rerank:replace", f"{DEFAULT_HYBRID}+rerank:replace",
+        *(m for h in args.rerank_hybrids for m in (h, f"{h}+rerank:{default.name}"))]))
     choices = choose(results) if len(results) > 1 else {}
     for name, result in results.items():
         extra = []
@@ -304,6 +366,16 @@ def run(args: argparse.Namespace) -> int:
             mode, gain = choices["rerank_unrestricted"][name]
             print(f"  unrestricted, held out {name}: {mode} NDCG@10 {results[name]['rows'][mode]['NDCG@10']:.4f} "
                   f"({gain:+.4f})")
+    with_families = [name for name in results if "families" in results[name]]
+    if len(with_families) > 1:
+        print("fusion families on hybrid+rerank (NDCG@10 gain over the best first stage; each held-out "
+              "collection gets the family member best on the others):")
+        for family in results[with_families[0]]["families"]:
+            table = {name: results[name]["families"][family] for name in with_families}
+            held = leave_one_out(table, list(table[with_families[0]]))
+            overall = max(table[with_families[0]], key=lambda m: mean(table[c][m] for c in with_families))
+            print(f"  {family:<20} " + " | ".join(f"{name} {pick} {gain:+.4f}" for name, (pick, gain) in held.items())
+                  + f" || mean held out {mean(g for _, g in held.values()):+.4f}; on all: {overall}")
     if args.out:
         args.out.write_text(json.dumps({"results": results, "choices": choices, "model": model}, indent=1) + "\n")
     return 0

@@ -71,11 +71,11 @@ class FusionConfig:
 def fusion_grid() -> list[FusionConfig]:
     """The rerank fusions compared: replace, min-max linear, z-score, RRF and calibrated, over weights."""
     grid = [FusionConfig("replace")]
-    for w in (0.3, 0.5, 0.7):
+    for w in (0.3, 0.5, 0.7, 0.8):
         pair = (round(1 - w, 1), w)
         grid += [FusionConfig("linear", pair), FusionConfig("zscore", pair)]
         grid += [FusionConfig("rrf", pair, k) for k in (10, 60)]
-        grid += [FusionConfig("calibrated", pair, k, t) for k in (20, 60) for t in (1.0, 2.0, 4.0)]
+        grid += [FusionConfig("calibrated", pair, k, t) for k in (20, 60) for t in (1.0, 2.0, 4.0, 8.0)]
     return grid
 
 
@@ -212,3 +212,81 @@ def leave_one_out(table: dict[str, dict[str, float]], choices: Iterable[str]) ->
 
 def finite(value: float) -> float:
     return value if math.isfinite(value) else 0.0
+
+
+# Fusion families tried beyond fusion.METHODS (issue 15), evaluated by `rescore robustness --families`
+# on the default path (hybrid + rerank) with the same leave-one-out as the shipped grid. None is
+# served: each stays here unless it wins held out (README "Robustness and fusion defaults").
+# A window function: (first-stage scores, model logits, doc ids, {"bm25"|"knn": {doc id: rank}}) -> fused.
+WindowFusion = Callable[[list[float], list[float], list[str], dict[str, dict[str, int]]], list[float]]
+
+
+def _calibrated(first: list[float], logits: list[float], w_model: float, k: int = 60, t: float = 4.0) -> list[float]:
+    return fusion.fuse(first, logits, method="calibrated", weights=(1 - w_model, w_model), rank_constant=k,
+                       temperature=t)
+
+
+def _spread(logits: list[float]) -> float:
+    avg = mean(logits)
+    return math.sqrt(mean((x - avg) ** 2 for x in logits))
+
+
+def adaptive_by_spread(w_model: float, scale: float) -> WindowFusion:
+    """Calibrated, the model weight scaled by how far apart it scores the window: min(1, std / scale)."""
+    return lambda first, logits, _docs, _ranks: _calibrated(first, logits, w_model * min(1.0, _spread(logits) / scale))
+
+
+def guarded(min_spread: float, w_model: float) -> WindowFusion:
+    """First-stage order where the model's logits in the window have std < min_spread, else calibrated."""
+    def fuse(first, logits, _docs, _ranks):
+        if _spread(logits) < min_spread:
+            return fusion.first_stage_scores(first)
+        return _calibrated(first, logits, w_model)
+    return fuse
+
+
+def adaptive_by_agreement(w_model: float, slope: float) -> WindowFusion:
+    """Calibrated, model weight w + slope * Spearman(first-stage ranks, model ranks) in the window."""
+    def fuse(first, logits, _docs, _ranks):
+        a, b = fusion.ranks(fusion.first_stage_scores(first)), fusion.ranks(logits)
+        n = len(a)
+        rho = 1 - 6 * sum((x - y) ** 2 for x, y in zip(a, b)) / (n * (n * n - 1)) if n > 1 else 0.0
+        return _calibrated(first, logits, min(1.0, max(0.0, w_model + slope * rho)))
+    return fuse
+
+
+def three_way(w_bm25: float, w_knn: float, w_model: float, k: int = 60, t: float = 4.0) -> WindowFusion:
+    """Rank priors of the BM25 and the kNN lists (rank depth+1 when absent) plus the model's probability."""
+    def fuse(_first, logits, docs, ranks):
+        return [w_bm25 * k / (k + ranks["bm25"].get(d, 101) - 1) + w_knn * k / (k + ranks["knn"].get(d, 101) - 1)
+                + w_model * fusion.sigmoid(x / t) for d, x in zip(docs, logits)]
+    return fuse
+
+
+def families() -> dict[str, dict[str, WindowFusion]]:
+    """Each family's grid; `calibrated` (the shipped method) is the reference they must beat."""
+    calibrated = {f"calibrated {w}/k={k}/T={t:g}": (lambda f, x, _d, _r, w=w, k=k, t=t: _calibrated(f, x, w, k, t))
+                  for w in (0.5, 0.6, 0.7, 0.8) for k in (20, 60) for t in (2.0, 4.0, 8.0)}
+    return {
+        "calibrated": calibrated,
+        "adaptive-spread": {f"spread {w}/s={s}": adaptive_by_spread(w, s) for w in (0.7, 0.8, 0.9, 1.0)
+                            for s in (1, 2, 3, 4)},
+        "guard": {f"guard std<{g}/{w}": guarded(g, w) for g in (0.5, 1.0, 1.5, 2.0, 2.5) for w in (0.6, 0.7, 0.8)},
+        "adaptive-agreement": {f"agree {w}{a:+}": adaptive_by_agreement(w, a) for w in (0.6, 0.7, 0.8)
+                               for a in (-0.3, -0.2, -0.1, 0.1, 0.2)},
+        "three-way": {f"three {b}/{k}/{m}": three_way(b, k, m) for b, k, m in
+                      ((0.15, 0.15, 0.7), (0.1, 0.2, 0.7), (0.2, 0.1, 0.7), (0.15, 0.15, 0.6), (0.2, 0.2, 0.6),
+                       (0.1, 0.1, 0.8), (0.1, 0.3, 0.6), (0.3, 0.1, 0.6))},
+    }
+
+
+def rerank_with(runs: dict[str, ScoredRun], stage: str, scores: dict[str, dict[str, float]], fuse: WindowFusion,
+                window: int, depth: int = 100) -> dict[str, list[str]]:
+    """Rerank `stage`'s windows with a family's window function (bm25/knn ranks from their own runs)."""
+    out = {}
+    for qid, hits in runs[stage].items():
+        head = hits[:window]
+        ranks = {s: {d: i for i, (d, _) in enumerate(runs[s][qid], start=1)} for s in ("bm25", "knn") if s in runs}
+        fused = fuse([s for _, s in head], [scores[qid][d] for d, _ in head], [d for d, _ in head], ranks)
+        out[qid] = [head[i][0] for i in fusion.order_by(fused)] + [d for d, _ in hits[window:depth]]
+    return out

@@ -43,7 +43,7 @@ class RerankDefaults:
     fields: tuple[str, ...] = ("title", "text")
     fusion: str = "calibrated"
     weights: tuple[float, float] = (0.3, 0.7)
-    rank_constant: int = 60
+    rank_constant: int = 20
     # calibrated fusion: the model's logit is divided by this before the sigmoid (RESCORE_RERANK_TEMPERATURE).
     temperature: float = 4.0
     timeout_ms: int = 30000

@@ -9,7 +9,7 @@ from sidecar.search.templates import MODES
 pytestmark = pytest.mark.integration
 
 QUERY = "repair flat bicycle tire"
-REORDERED = "renewable energy for a house"  # a query whose hybrid top 10 the default fusion reorders
+REORDERED = "energy from the sun"  # a query whose hybrid top 10 the default fusion reorders (solar above photosynthesis)
 
 
 def compare(sidecar_url: str, index: str, **body) -> requests.Response:

@@ -143,3 +143,15 @@ def test_a_second_run_reuses_runs_and_scores_without_the_model(suite, opensearch
     first = json.loads((base / "first.json").read_text())
     second = json.loads((base / "second.json").read_text())
     assert second["results"] == first["results"] and second["choices"] == first["choices"]
+
+
+def test_cached_only_needs_no_engine_when_everything_is_cached(suite):
+    # Every list and every score is on disk: --cached-only evaluates them with no engine behind --url.
+    base, roots, _ = suite
+    dead = "http://127.0.0.1:9"  # the discard port: nothing listens there
+    again = run_suite(dead, roots, base / "cache", base / "offline.json", "--cached-only")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "engine_node_down" not in again.stderr and "robustness_model" not in again.stderr, again.stderr[-3000:]
+    first = json.loads((base / "first.json").read_text())
+    offline = json.loads((base / "offline.json").read_text())
+    assert offline["results"] == first["results"] and offline["choices"] == first["choices"]

@@ -199,3 +199,17 @@ def test_script_wrapper_reports_unreachable_opensearch_like_the_cli():
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
         f"ingest.py: error: cannot reach OpenSearch at {url} (Connection refused)"]
+
+
+def test_url_flag_becomes_the_settings_url(monkeypatch):
+    # Commands build more than the client from the settings (the robustness suite's reranker Services):
+    # all of it must talk to --url, not to RESCORE_OPENSEARCH_URL or the default 127.0.0.1:9200.
+    import argparse
+
+    from sidecar.commands.common import client_from_args
+
+    monkeypatch.delenv("RESCORE_OPENSEARCH_URL", raising=False)
+    _, settings = client_from_args(argparse.Namespace(url="http://127.0.0.1:9218"))
+    assert settings.opensearch_url == "http://127.0.0.1:9218"
+    _, settings = client_from_args(argparse.Namespace(url=None))
+    assert settings.opensearch_url == Settings().opensearch_url

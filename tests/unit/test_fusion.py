@@ -128,7 +128,7 @@ def test_temperature_softens_saturated_logits():
 
 
 def test_shipped_default_ranks_the_issue_example_by_the_model():
-    # Issue 12 item 6 with the shipped defaults (calibrated, 0.3/0.7, k=60, T=4): vaccines (-11.1)
+    # Issue 12 item 6 with the shipped defaults (calibrated, 0.3/0.7, k=20, T=4): vaccines (-11.1)
     # first by a hair in the first stage, bike-tyre (+7.9) second.
     from sidecar.config import Settings
 
