@@ -97,13 +97,24 @@ def request_for(kind: str, index: str, query: str, serial: int) -> tuple[str, st
     return "POST", f"/{index}/_search", json.dumps(body).encode()
 
 
+def children(pid: int) -> list[int]:
+    """Return the pids of pid's child processes (forked by any of its threads); [] when it is gone."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            found += map(int, Path(f"/proc/{pid}/task/{task}/children").read_text().split())
+        except OSError:
+            continue
+    return found
+
+
 def worker_pids(master_pid: int) -> list[int]:
     """Return the pids of the gunicorn master's children (its workers)."""
-    try:
-        children = Path(f"/proc/{master_pid}/task/{master_pid}/children").read_text().split()
-    except OSError:
-        return []
-    return [int(pid) for pid in children]
+    return children(master_pid)
 
 
 def rss_bytes(pid: int) -> int | None:
@@ -118,20 +129,8 @@ def rss_bytes(pid: int) -> int | None:
 
 
 def descendants(pid: int) -> list[int]:
-    """Return the pids of every process below pid (children of any of its threads, recursively)."""
-    found: list[int] = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return found
-    for task in tasks:
-        try:
-            children = Path(f"/proc/{pid}/task/{task}/children").read_text().split()
-        except OSError:
-            continue
-        for child in map(int, children):
-            found += [child, *descendants(child)]
-    return found
+    """Return the pids of every process below pid (its children, theirs, and so on)."""
+    return [below for child in children(pid) for below in (child, *descendants(child))]
 
 
 def tree_rss_bytes(pid: int) -> int | None:

@@ -20,6 +20,7 @@ import pytest
 import requests
 
 from sidecar.experiments.serving_bench import mixed_load, slow_clients
+from sidecar.experiments.soak import worker_pids
 from tests.conftest import DEMO_CORPUS, ROOT, free_port, start_sidecar, stop_process
 
 pytestmark = pytest.mark.integration
@@ -167,11 +168,6 @@ def test_400kb_query_does_not_freeze_the_worker(stack, demo_index):
         time.sleep(0.1)
     assert result["response"].status_code == 200
     assert slowest < 2, f"/health took {slowest:.1f} s while the 400 KB query ran"
-
-
-def worker_pids(master: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(master)], capture_output=True, text=True).stdout
-    return [int(pid) for pid in out.split()]
 
 
 @pytest.mark.parametrize("how", ["term_worker", "hup_master"])
