@@ -69,6 +69,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--families", action="store_true",
                         help="also try the fusion families that are not served (query-adaptive model weight, "
                              "no-signal guard, three-way BM25+kNN+model) on hybrid+rerank, by leave-one-out")
+    parser.add_argument("--runs", type=Path,
+                        help="ranked lists made elsewhere, e.g. by `rescore evaluate --runs-out` (passage modes): "
+                             "DIR/<collection>/<mode>.json ({query id: [doc ids]}), each a row 'evaluate:<mode>' "
+                             "tested against the best first stage; each must cover every query evaluated here "
+                             "(a collection without a folder gets none)")
     parser.add_argument("--out", type=Path, help="write every table and the leave-one-out choices as JSON")
 
 
@@ -160,8 +165,11 @@ def load_corpus(path: Path) -> dict[str, dict]:
 
 
 def collection_results(dataset, runs: dict, scores: dict, window: int, depth: int,
-                       with_families: bool = False) -> dict:
-    """Every first stage and every (base stage, fusion) on one collection, against its best first stage."""
+                       with_families: bool = False, extra: dict | None = None) -> dict:
+    """Every first stage and every (base stage, fusion) on one collection, against its best first stage.
+
+    extra: more ranked lists ({mode: {query id: [doc ids]}}, e.g. from --runs), scored the same way.
+    """
     from sidecar.experiments.evaluation import evaluate_run
     from sidecar.experiments.robustness import fusion_grid, ids, rerank_run, score_rows
 
@@ -174,7 +182,7 @@ def collection_results(dataset, runs: dict, scores: dict, window: int, depth: in
     for stage in covered:
         for config in fusion_grid():
             reranked[f"{stage}+rerank:{config.name}"] = rerank_run(runs[stage], scores, config, window, depth)
-    rows = score_rows(dataset, {**first, **reranked}, best)
+    rows = score_rows(dataset, {**first, **reranked, **(extra or {})}, best)
     out = {"best_first_stage": best, "bm25": ndcg["bm25"],
            "rows": {r.mode: {**r.metrics, "helped": r.helped, "hurt": r.hurt, "p": r.p_value, "delta": r.delta}
                     for r in rows}}
@@ -185,6 +193,21 @@ def collection_results(dataset, runs: dict, scores: dict, window: int, depth: in
                                                                             depth))["NDCG@10"] - ndcg[best]
                                     for name, fuse in grid.items()}
                            for family, grid in families().items()}
+    return out
+
+
+def external_runs(folder: Path, queries: dict[str, str], depth: int) -> dict[str, dict[str, list[str]]]:
+    """The ranked lists of --runs for one collection, as rows 'evaluate:<mode>' (top `depth`)."""
+    from sidecar.experiments.robustness import load_json
+
+    out = {}
+    for path in sorted(folder.glob("*.json")):
+        run = load_json(path)
+        missing = [q for q in queries if not isinstance(run, dict) or q not in run]
+        if missing:
+            raise UsageError(f"--runs {path}: no list for {len(missing)} of the {len(queries)} queries evaluated "
+                             f"here (e.g. {missing[0]}); make it with the same --max-queries")
+        out[f"evaluate:{path.stem}"] = {q: [str(d) for d in run[q][:depth]] for q in queries}
     return out
 
 
@@ -331,7 +354,9 @@ def run(args: argparse.Namespace) -> int:
                   file=sys.stderr) as bar:
             scores = score_candidates(todo, score_query, cache / f"scores-{model}.json",
                                       progress=bar)
-        results[dataset.name] = collection_results(dataset, runs, scores, args.window, args.depth, args.families)
+        outside = external_runs(args.runs / dataset.name, queries, args.depth) if args.runs else {}
+        results[dataset.name] = collection_results(dataset, runs, scores, args.window, args.depth, args.families,
+                                                   outside)
         results[dataset.name]["queries"] = len(queries)
     from sidecar.experiments.robustness import FusionConfig
 
@@ -349,6 +374,7 @@ def run(args: argparse.Namespace) -> int:
         if choices:
             picked = [choices["hybrid"][name][0]] if choices["hybrid"] else []
             extra = [m for m in (*picked, choices["rerank"][name][0]) if m not in shown]
+        extra += [m for m in result["rows"] if m.startswith("evaluate:")]
         print(format_rows(f"{name} ({result['queries']} queries, window {args.window}, model {model})",
                           result, [m for m in shown if m in result["rows"]] + extra))
         print()

@@ -155,3 +155,42 @@ def test_cached_only_needs_no_engine_when_everything_is_cached(suite):
     first = json.loads((base / "first.json").read_text())
     offline = json.loads((base / "offline.json").read_text())
     assert offline["results"] == first["results"] and offline["choices"] == first["choices"]
+
+
+def test_runs_made_elsewhere_are_rows_tested_against_the_best_first_stage(suite):
+    # --runs DIR/<collection>/<mode>.json (evaluate.py --runs-out lists, e.g. passage modes) become rows
+    # 'evaluate:<mode>' with the same metrics, helped/hurt and paired test as the suite's own rows.
+    from sidecar.experiments.evaluation import evaluate_run, load_dataset
+
+    base, roots, _ = suite
+    first = json.loads((base / "first.json").read_text())
+    runs = base / "external"
+    name = roots[0].name
+    bm25 = {q: [d for d, _ in hits] for q, hits in json.loads((base / "cache" / name / "runs" / "bm25.json")
+                                                                    .read_text()).items()}
+    (runs / name).mkdir(parents=True)
+    (runs / name / "bm25-copy.json").write_text(json.dumps(bm25))
+    flipped = {q: docs[::-1] for q, docs in bm25.items()}
+    (runs / name / "flipped.json").write_text(json.dumps(flipped))
+    judged = {q: judgments for q, (_, judgments) in COLLECTIONS[name][1].items()}
+    oracle = {q: [*judged[q], *(d for d in docs if d not in judged[q])] for q, docs in bm25.items()}
+    (runs / name / "oracle.json").write_text(json.dumps(oracle))
+    again = run_suite("http://127.0.0.1:9", roots, base / "cache", base / "external.json", "--cached-only",
+                      "--runs", str(runs))
+    assert again.returncode == 0, again.stderr[-3000:]
+    report = json.loads((base / "external.json").read_text())["results"]
+    rows, best = report[name]["rows"], report[name]["best_first_stage"]
+    assert rows["evaluate:bm25-copy"] == first["results"][name]["rows"]["bm25"]
+    expected = evaluate_run(load_dataset(roots[0]), flipped)
+    assert rows["evaluate:flipped"]["NDCG@10"] == pytest.approx(expected["NDCG@10"])
+    assert rows["evaluate:oracle"]["NDCG@10"] == pytest.approx(1.0) and rows["evaluate:oracle"]["hurt"] == 0
+    assert rows["evaluate:oracle"]["delta"] == pytest.approx(1.0 - rows[best]["NDCG@10"])
+    assert rows["evaluate:oracle"]["helped"] >= 1, "the best first stage is not perfect on these collections"
+    assert "evaluate:flipped" in again.stdout
+    assert not any(m.startswith("evaluate:") for m in report[roots[1].name]["rows"]), \
+        "a collection without a folder gets no rows"
+
+    (runs / name / "short.json").write_text(json.dumps({"q1": bm25["q1"]}))
+    short = run_suite("http://127.0.0.1:9", roots, base / "cache", base / "short.json", "--cached-only",
+                      "--runs", str(runs))
+    assert short.returncode == 2 and "--runs" in short.stderr and "short.json" in short.stderr, short.stderr[-2000:]
