@@ -195,7 +195,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["rescore"] = services
     register_error_handlers(app)
     response_format.install(app)
-    observability_http.install(app)
+    observability_http.install(app, settings.trusted_proxy_networks)
     request_body.install(app)
     auth.install(app)
     allowlist.install(app, blueprints=frozenset({search.bp.name, proxy.bp.name}))

@@ -6,6 +6,7 @@ README.md; `Settings.from_env()` validates types and names the variable on error
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -87,6 +88,9 @@ class Settings:
     # for Kibana/Dashboards servers and the REST test suite). Other requests answer 403 naming the
     # group. The default opens search, document reads and writes, and metadata reads.
     proxy_allow: str = DEFAULT_PROXY_ALLOW
+    # Peers (IPs or CIDR networks, comma-separated) whose X-Forwarded-For names the real client in
+    # the access line's `remote` (the shipped nginx runs on loopback); anyone else's header is ignored.
+    trusted_proxies: str = "127.0.0.1,::1"
     # Circuit breaker of the search flow: open after this many consecutive model faults (a batch
     # that raised, a model that cannot load; never deadlines, overload or bad input; 0 = never) and
     # skip the reranker for cooldown seconds.
@@ -199,6 +203,11 @@ class Settings:
             raise SettingsError(f"{ENV_PREFIX}TEMPLATE_CACHE_BYTES must be >= 0")
         if self.malloc_trim_s < 0:
             raise SettingsError(f"{ENV_PREFIX}MALLOC_TRIM_S must be >= 0")
+        try:
+            self.trusted_proxy_networks
+        except ValueError as exc:
+            raise SettingsError(f"{ENV_PREFIX}TRUSTED_PROXIES must be IPs or CIDR networks, comma-separated: {exc}") \
+                from None
         unknown = [g for g in self.proxy_allow_groups if g not in PROXY_GROUPS]
         if unknown or not self.proxy_allow_groups:
             raise SettingsError(f"{ENV_PREFIX}PROXY_ALLOW must be 'all' or a comma list of {', '.join(PROXY_GROUPS)}; "
@@ -281,6 +290,12 @@ class Settings:
     def proxy_api_key_set(self) -> tuple[str, ...]:
         """Return RESCORE_PROXY_API_KEYS as a tuple (empty = proxied endpoints are open)."""
         return _split_keys(self.proxy_api_keys)
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """RESCORE_TRUSTED_PROXIES as networks (ValueError on a bad entry)."""
+        return tuple(ipaddress.ip_network(part.strip(), strict=False)
+                     for part in self.trusted_proxies.split(",") if part.strip())
 
     @property
     def proxy_allow_groups(self) -> frozenset[str]:

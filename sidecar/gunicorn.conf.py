@@ -3,6 +3,8 @@ import os
 import shutil
 import tempfile
 
+from gunicorn.glogging import Logger
+
 from sidecar.config import Settings
 
 _settings = Settings.from_env()
@@ -28,6 +30,20 @@ graceful_timeout = int(_settings.rerank_timeout_ms / 1000 + 2 * _settings.opense
 keepalive = 75
 # The app writes its own access line per request (logger sidecar.access, with the request id).
 accesslog = None
+
+
+class _AppLogsAccess(Logger):
+    """gunicorn's logger minus its access line, which the app writes (sidecar.access).
+
+    With a logconfig_dict (RESCORE_LOG_FORMAT=json) gunicorn would otherwise build its access atoms
+    for every request although no handler prints them: ~4% of a plain search's CPU in the worker.
+    """
+
+    def access(self, resp, req, environ, request_time) -> None:
+        return None
+
+
+logger_class = _AppLogsAccess
 errorlog = "-"
 loglevel = _settings.log_level.lower()
 if _settings.log_format == "json":

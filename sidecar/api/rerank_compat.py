@@ -29,7 +29,7 @@ def score_texts(query: str, texts: list[str]) -> tuple[list[float], str]:
         reranker = services.reranker
         result = reranker.score(query, texts, timeout_s=services.settings.rerank_timeout_ms / 1000)
     except Exception as exc:
-        if type(exc).__name__ == "OverloadedError":
+        if getattr(exc, "error_type", None) == "overloaded":  # admission control or a busy model server
             raise Overloaded(str(exc)) from exc
         raise Unavailable(f"reranker unavailable: {type(exc).__name__}: {exc}") from exc
     if any(s is None for s in result.scores):

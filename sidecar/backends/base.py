@@ -35,6 +35,17 @@ class BackendTimeoutError(BackendError):
     http_status = 504
 
 
+class BackendOverloadedError(RerankError):
+    """The model server said it is too busy now (HTTP 429): load, not a fault.
+
+    The request degrades like one the sidecar's own admission control sheds (status overloaded)
+    and the circuit breaker does not count it.
+    """
+
+    error_type = "overloaded"
+    http_status = 429
+
+
 class ModelNotFoundError(RerankError):
     """The configured model cannot be found locally or on the hub; names RESCORE_MODEL."""
 

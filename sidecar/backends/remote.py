@@ -23,6 +23,7 @@ import requests
 from sidecar.backends.base import (
     Backend,
     BackendError,
+    BackendOverloadedError,
     BackendTimeoutError,
     InputFormat,
     TextPair,
@@ -147,6 +148,10 @@ class _RetryableError(Exception):
         self.timeout = timeout
 
 
+class _BusyError(Exception):
+    """The server answered 429: alive but saturated; another server may have room."""
+
+
 class RemoteBackend(Backend):
     """Send each query's documents in one HTTP call to one of the servers; fail over to the next."""
 
@@ -216,10 +221,14 @@ class RemoteBackend(Backend):
 
     def _call(self, request: RemoteRequest) -> list[float]:
         errors: list[str] = []
-        timed_out = False
+        timed_out = busy = False
         for server in self._order():
             try:
                 scores = self._call_one(server, request)
+            except _BusyError as exc:  # not marked down: it answers, it is only full right now
+                busy = True
+                errors.append(str(exc))
+                continue
             except _RetryableError as exc:
                 timed_out = timed_out or exc.timeout
                 errors.append(str(exc))
@@ -233,6 +242,8 @@ class RemoteBackend(Backend):
                 server.down_until = 0.0
             return scores
         message = "; ".join(errors)
+        if busy:  # the fleet is up but saturated: shed like admission control, not a fault for the breaker
+            raise BackendOverloadedError(f"every remote rerank server is busy or down: {message}")
         if timed_out and len(errors) == len(self._servers):
             raise BackendTimeoutError(f"every remote rerank server failed: {message}")
         raise BackendError(f"every remote rerank server failed: {message}")
@@ -247,6 +258,8 @@ class RemoteBackend(Backend):
                                   timeout=True) from exc
         except requests.RequestException as exc:
             raise _RetryableError(f"{server.shown} unreachable: {type(exc).__name__}") from exc
+        if response.status_code == 429:
+            raise _BusyError(f"{server.shown} answered HTTP 429 (busy): {response.text[:200]}")
         if response.status_code >= 500:
             raise _RetryableError(f"{server.shown} answered HTTP {response.status_code}: {response.text[:200]}")
         if response.status_code != 200:

@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import time
+from collections.abc import Sequence
 
 from flask import Flask, g, request
 
@@ -14,10 +16,40 @@ from sidecar.rerank.deadline import mark_arrival, reset_arrival
 
 access_log = logging.getLogger("sidecar.access")
 REQUEST_ID_HEADER = "X-Request-Id"
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def install(app: Flask) -> None:
-    """Register before/after/teardown hooks on app."""
+def client_address(peer: str | None, forwarded_for: str | None, trusted: Sequence[Network]) -> str:
+    """Return the client's address: the peer, or, when the peer is a trusted proxy, the nearest
+    address in X-Forwarded-For that is not a trusted proxy (read right to left: each proxy appends
+    the address it received from, so entries further left can be forged by the client)."""
+    if not peer or not forwarded_for or not _trusted(peer, trusted):
+        return peer or "-"
+    hops = [hop.strip() for hop in forwarded_for.split(",")]
+    for hop in reversed(hops):
+        if not _trusted(hop, trusted):
+            return hop if _is_ip(hop) else peer
+    return hops[0] if _is_ip(hops[0]) else peer
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _trusted(address: str, trusted: Sequence[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
+
+
+def install(app: Flask, trusted_proxies: Sequence[Network] = ()) -> None:
+    """Register before/after/teardown hooks on app; X-Forwarded-For counts from trusted_proxies only."""
 
     @app.before_request
     def _start() -> None:
@@ -41,10 +73,11 @@ def install(app: Flask) -> None:
         response.headers[REQUEST_ID_HEADER] = g.rescore_request_id
         metrics().observe_request(endpoint, request.method, response.status_code, seconds)
         tracing.set_attributes(g.get("rescore_span"), status=response.status_code)
-        access_log.info("request method=%s path=%s endpoint=%s status=%d duration_ms=%.1f bytes=%s remote=%s",
-                        request.method, request.path, endpoint, response.status_code, seconds * 1000,
+        access_log.info("request method=%s path=%s endpoint=%s status=%d duration_ms=%.1f bytes=%s remote=%s "
+                        "peer=%s", request.method, request.path, endpoint, response.status_code, seconds * 1000,
                         response.calculate_content_length() if not response.is_streamed else "-",
-                        request.remote_addr or "-")
+                        client_address(request.remote_addr, request.headers.get("X-Forwarded-For"),
+                                       trusted_proxies), request.remote_addr or "-")
         return response
 
     @app.teardown_request

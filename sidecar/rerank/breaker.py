@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sidecar.backends.base import BackendOverloadedError
+
 logger = logging.getLogger(__name__)
 
 CLOSED = "closed"
@@ -87,9 +89,14 @@ class CircuitBreaker:
                                self._cooldown_s)
 
     def record_verdict(self, error: BaseException | None) -> None:
-        """Record one model call's outcome: None = it scored, else the model's error."""
+        """Record one model call's outcome: None = it scored, else the model's error.
+
+        A model server's "too busy" (BackendOverloadedError) is load, not a fault: no verdict.
+        """
         if error is None:
             self.record_success()
+        elif isinstance(error, BackendOverloadedError):
+            self.release()
         else:
             self.record_failure()
 

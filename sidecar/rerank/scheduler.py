@@ -380,7 +380,10 @@ class Scheduler(Generic[T]):
             if self._on_batch is not None:
                 self._on_batch(stats)
         except Exception as exc:  # handed to every waiting request; the worker keeps running
-            logger.exception("batch_failed size=%d", len(live))
+            if getattr(exc, "error_type", None) == "overloaded":  # a busy model server: load, logged per request
+                logger.debug("batch_shed size=%d error=%s", len(live), exc)
+            else:
+                logger.exception("batch_failed size=%d", len(live))
             error = exc if isinstance(exc, RerankError) else _wrap_backend_error(exc)
             for ticket in {id(e.ticket): e.ticket for e in live}.values():
                 ticket.fail(error)

@@ -207,7 +207,8 @@ def rerank_window(reranker_factory: Callable[[], Any], spec: RerankSpec, window_
     except ValidationFailed:
         raise
     except Exception as exc:  # the documented degradation path: first-stage order, status says why
-        status = "overloaded" if type(exc).__name__ == "OverloadedError" else "error"
+        # Shed by admission control (OverloadedError) or by a busy model server (BackendOverloadedError).
+        status = "overloaded" if getattr(exc, "error_type", None) == "overloaded" else "error"
         # Shedding load is the admission control working, not a fault: the rerank_search line says
         # status=overloaded; a warning per refused request would flood the log exactly under load.
         log.log(logging.DEBUG if status == "overloaded" else logging.WARNING,

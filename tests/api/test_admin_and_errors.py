@@ -1,3 +1,10 @@
+import pytest
+
+from sidecar import create_app
+from sidecar.config import Settings
+from tests.conftest import free_port
+
+
 def test_health_does_not_depend_on_opensearch(client):
     response = client.get("/health")
     assert response.status_code == 200 and response.get_json() == {"status": "ok"}
@@ -26,3 +33,18 @@ def test_body_over_the_limit_is_413_json(client):
 
 def test_secrets_never_reach_ready_output(unreachable_app):
     assert "opensearch_password" not in unreachable_app.test_client().get("/ready").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("trusted, peer, expected", [
+    ("127.0.0.1,::1", "127.0.0.1", "203.0.113.7"),  # the shipped nginx on loopback: the client it saw
+    ("10.0.0.0/8", "127.0.0.1", "127.0.0.1"),        # a peer outside the list cannot choose the address
+])
+def test_access_line_names_the_client_behind_a_trusted_proxy(caplog, trusted, peer, expected):
+    settings = Settings.from_env({}, opensearch_url=f"http://127.0.0.1:{free_port()}", preload_model=False,
+                                 trusted_proxies=trusted)
+    client = create_app(settings).test_client()
+    with caplog.at_level("INFO", logger="sidecar.access"):
+        assert client.get("/health", headers={"X-Forwarded-For": "203.0.113.7"},
+                          environ_base={"REMOTE_ADDR": peer}).status_code in (200, 503)
+    lines = [r.getMessage() for r in caplog.records if r.name == "sidecar.access"]
+    assert len(lines) == 1 and f"remote={expected} peer={peer}" in lines[0], lines

@@ -50,6 +50,18 @@ def test_child_has_its_own_session_and_niceness(child):
         assert int(fh.read().rsplit(")", 1)[1].split()[1]) == os.getpid()  # a child of this process
 
 
+def test_childs_autogroup_is_niced_too(child):
+    """Autogroups are weighed by the group's own nice value; without it the niced child would still
+    take as much CPU as the whole worker's session (measured: plain searches ~2x slower)."""
+    if not os.path.exists("/proc/self/autogroup"):
+        pytest.skip("kernel without autogroups (a container's cgroup ranks by process niceness)")
+    pid = child.health()["model_process"]["pid"]
+    with open(f"/proc/{pid}/autogroup") as fh:
+        assert fh.read().split()[-1] == "7"
+    with open("/proc/self/autogroup") as fh:
+        assert fh.read().split()[-1] != "7"  # the worker's own group is left as it was
+
+
 def test_a_dead_child_is_restarted_and_a_batch_it_dies_in_fails(child):
     batch = _batch(child)
     want = child.score(batch)

@@ -280,3 +280,29 @@ def test_slow_server_fails_over_and_all_down_is_an_error(local) -> None:
 def test_bad_remote_options_name_the_setting(field, value) -> None:
     with pytest.raises(OptionsError, match=field):
         RerankerOptions(backend="remote", **{"remote_url": "http://127.0.0.1:1", field: value})
+
+
+def test_a_busy_fleet_is_overload_not_a_fault(local, server_url) -> None:
+    """HTTP 429 from every server: status overloaded and the breaker untouched; a server with room
+    still takes the batch (a busy server is not marked down)."""
+    from sidecar.backends.base import BackendOverloadedError
+    from sidecar.rerank.breaker import CircuitBreaker
+
+    busy, busy_url = serve(local, status=429)
+    try:
+        only_busy = build_reranker(RerankerOptions(backend="remote", remote_url=busy_url, remote_api="tei"))
+        breaker = CircuitBreaker(failures=1, cooldown_s=30)
+        only_busy.watch(breaker.record_verdict)
+        for _ in range(3):
+            with pytest.raises(BackendOverloadedError, match="429"):
+                only_busy.score(QUERY, DOCS)
+        assert breaker.snapshot().state == "closed" and breaker.allow()
+        only_busy.close()
+        mixed = build_reranker(RerankerOptions(backend="remote", remote_url=f"{busy_url},{server_url}",
+                                               remote_api="tei"))
+        for _ in range(2):  # round-robin starts on either server; the busy one is skipped, never cooled down
+            assert len(mixed.score(QUERY, DOCS).scores) == len(DOCS)
+        assert all(s["up"] for s in mixed.backend.health()["servers"])
+        mixed.close()
+    finally:
+        busy.shutdown()

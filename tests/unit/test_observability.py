@@ -6,6 +6,8 @@ import logging
 import threading
 import time
 
+import pytest
+
 from prometheus_client.parser import text_string_to_metric_families
 
 from sidecar.observability.logs import JsonFormatter, bind_request_id, choose_request_id, reset_request_id
@@ -122,22 +124,22 @@ def test_scheduler_reports_queue_wait_and_model_time():
 
 # --- log hygiene and bounded labels (issue 16 item 7) -------------------------------------------
 
-from sidecar.config import Settings  # noqa: E402
+from sidecar.config import Settings, SettingsError  # noqa: E402
 from sidecar.observability.logs import TextFormatter  # noqa: E402
 from sidecar.observability.redact import redact_text, redact_url  # noqa: E402
 
-ACCESS = "request method=%s path=%s endpoint=%s status=%d duration_ms=%.1f bytes=%s remote=%s"
+ACCESS = "request method=%s path=%s endpoint=%s status=%d duration_ms=%.1f bytes=%s remote=%s peer=%s"
 
 
 def test_request_data_cannot_overwrite_or_add_fields():
     path = '/x status=200 endpoint=admin.health level=DEBUG request_id=forged" extra=1\nFAKE line'
-    record = _record(ACCESS, "GET", path, "proxy.passthrough", 401, 1.25, 10, "127.0.0.1")
+    record = _record(ACCESS, "GET", path, "proxy.passthrough", 401, 1.25, 10, "127.0.0.1", "127.0.0.1")
     entry = json.loads(JsonFormatter().format(record))
     assert entry["status"] == 401 and entry["endpoint"] == "proxy.passthrough" and entry["level"] == "INFO"
     assert entry["path"] == path and "extra" not in entry and "request_id" not in entry
     assert entry["duration_ms"] == 1.2  # "%.1f" % 1.25
     assert json.dumps(path)[1:-1] in entry["msg"]  # quoted inside the message
-    text = TextFormatter().format(_record(ACCESS, "GET", path, "proxy.passthrough", 401, 1.0, 10, "-"))
+    text = TextFormatter().format(_record(ACCESS, "GET", path, "proxy.passthrough", 401, 1.0, 10, "-", "-"))
     assert "\n" not in text and "status=401" in text and 'path="/x status=200' in text
 
 
@@ -184,3 +186,31 @@ def test_metric_labels_stay_bounded_for_random_methods_and_statuses():
     statuses = {json.loads(k[len("rescore_rerank_requests_total"):])["status"]
                 for k in _samples(metrics) if k.startswith("rescore_rerank_requests_total")}
     assert statuses == {"other"}
+
+
+def test_access_remote_is_the_client_behind_a_trusted_proxy_only():
+    from ipaddress import ip_network
+
+    from sidecar.observability.http import client_address
+
+    loopback = (ip_network("127.0.0.1/32"), ip_network("::1/128"))
+    assert client_address("127.0.0.1", "203.0.113.7", loopback) == "203.0.113.7"  # nginx on loopback
+    assert client_address("::1", "203.0.113.7", loopback) == "203.0.113.7"
+    # The client put a forged entry first; nginx appended the address it saw: that one counts.
+    assert client_address("127.0.0.1", "10.9.9.9, 198.51.100.2", loopback) == "198.51.100.2"
+    # Several trusted proxies in a row are skipped from the right.
+    chain = (ip_network("10.0.0.0/8"), *loopback)
+    assert client_address("127.0.0.1", "198.51.100.2, 10.1.2.3", chain) == "198.51.100.2"
+    # A peer that is not trusted cannot choose the logged address.
+    assert client_address("192.0.2.5", "203.0.113.7", loopback) == "192.0.2.5"
+    assert client_address("127.0.0.1", "not-an-ip", loopback) == "127.0.0.1"
+    assert client_address("127.0.0.1", None, loopback) == "127.0.0.1"
+    assert client_address(None, "203.0.113.7", loopback) == "-"
+
+
+def test_trusted_proxies_setting_is_validated():
+    assert [str(n) for n in Settings.from_env({}).trusted_proxy_networks] == ["127.0.0.1/32", "::1/128"]
+    assert [str(n) for n in Settings.from_env({"RESCORE_TRUSTED_PROXIES": "10.0.0.0/8, 192.168.1.1"})
+            .trusted_proxy_networks] == ["10.0.0.0/8", "192.168.1.1/32"]
+    with pytest.raises(SettingsError, match="RESCORE_TRUSTED_PROXIES"):
+        Settings.from_env({"RESCORE_TRUSTED_PROXIES": "nginx"})
