@@ -13,6 +13,7 @@ from flask import Blueprint, current_app, jsonify
 
 from sidecar.api.errors import Overloaded, Unavailable, ValidationFailed
 from sidecar.api.schemas import json_body, optional_bool, optional_positive_int, required_str, text_list
+from sidecar.backends.base import is_overload
 from sidecar.search.syntax import fit_text, fit_texts
 
 bp = Blueprint("rerank_compat", __name__)
@@ -29,7 +30,7 @@ def score_texts(query: str, texts: list[str]) -> tuple[list[float], str]:
         reranker = services.reranker
         result = reranker.score(query, texts, timeout_s=services.settings.rerank_timeout_ms / 1000)
     except Exception as exc:
-        if getattr(exc, "error_type", None) == "overloaded":  # admission control or a busy model server
+        if is_overload(exc):  # admission control or a busy model server
             raise Overloaded(str(exc)) from exc
         raise Unavailable(f"reranker unavailable: {type(exc).__name__}: {exc}") from exc
     if any(s is None for s in result.scores):

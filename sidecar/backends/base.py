@@ -46,6 +46,12 @@ class BackendOverloadedError(RerankError):
     http_status = 429
 
 
+def is_overload(exc: BaseException) -> bool:
+    """Whether exc says "too busy now" (the scheduler's OverloadedError, a model server's
+    BackendOverloadedError): load to shed in first-stage order, never a fault for the breaker."""
+    return getattr(exc, "error_type", None) == "overloaded"
+
+
 class ModelNotFoundError(RerankError):
     """The configured model cannot be found locally or on the hub; names RESCORE_MODEL."""
 

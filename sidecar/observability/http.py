@@ -23,29 +23,27 @@ def client_address(peer: str | None, forwarded_for: str | None, trusted: Sequenc
     """Return the client's address: the peer, or, when the peer is a trusted proxy, the nearest
     address in X-Forwarded-For that is not a trusted proxy (read right to left: each proxy appends
     the address it received from, so entries further left can be forged by the client)."""
-    if not peer or not forwarded_for or not _trusted(peer, trusted):
+    if not peer or not forwarded_for or not _trusted(_ip(peer), trusted):
         return peer or "-"
     hops = [hop.strip() for hop in forwarded_for.split(",")]
     for hop in reversed(hops):
-        if not _trusted(hop, trusted):
-            return hop if _is_ip(hop) else peer
-    return hops[0] if _is_ip(hops[0]) else peer
+        ip = _ip(hop)
+        if ip is None:  # not an address: nothing further left can be believed either
+            return peer
+        if not _trusted(ip, trusted):
+            return hop
+    return hops[0]  # every hop a trusted proxy (each one parsed above)
 
 
-def _is_ip(text: str) -> bool:
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
-        ipaddress.ip_address(text)
+        return ipaddress.ip_address(text)
     except ValueError:
-        return False
-    return True
+        return None
 
 
-def _trusted(address: str, trusted: Sequence[Network]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in network for network in trusted)
+def _trusted(ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None, trusted: Sequence[Network]) -> bool:
+    return ip is not None and any(ip in network for network in trusted)
 
 
 def install(app: Flask, trusted_proxies: Sequence[Network] = ()) -> None:

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sidecar.backends.base import BackendOverloadedError
+from sidecar.backends.base import is_overload
 
 logger = logging.getLogger(__name__)
 
@@ -91,11 +91,11 @@ class CircuitBreaker:
     def record_verdict(self, error: BaseException | None) -> None:
         """Record one model call's outcome: None = it scored, else the model's error.
 
-        A model server's "too busy" (BackendOverloadedError) is load, not a fault: no verdict.
+        A model server's "too busy" (is_overload) is load, not a fault: no verdict.
         """
         if error is None:
             self.record_success()
-        elif isinstance(error, BackendOverloadedError):
+        elif is_overload(error):
             self.release()
         else:
             self.record_failure()

@@ -16,7 +16,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from sidecar.backends.base import RerankError
+from sidecar.backends.base import RerankError, is_overload
 from sidecar.rerank.priority import lower_current_thread
 
 logger = logging.getLogger(__name__)
@@ -380,7 +380,7 @@ class Scheduler(Generic[T]):
             if self._on_batch is not None:
                 self._on_batch(stats)
         except Exception as exc:  # handed to every waiting request; the worker keeps running
-            if getattr(exc, "error_type", None) == "overloaded":  # a busy model server: load, logged per request
+            if is_overload(exc):  # a busy model server: load, logged per request
                 logger.debug("batch_shed size=%d error=%s", len(live), exc)
             else:
                 logger.exception("batch_failed size=%d", len(live))

@@ -20,6 +20,7 @@ from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import TransportError
 
 from sidecar.api.errors import BadRequest, RerankFailed, ValidationFailed
+from sidecar.backends.base import is_overload
 from sidecar.observability import tracing
 from sidecar.rerank.breaker import CircuitBreaker
 from sidecar.rerank import passages
@@ -208,7 +209,7 @@ def rerank_window(reranker_factory: Callable[[], Any], spec: RerankSpec, window_
         raise
     except Exception as exc:  # the documented degradation path: first-stage order, status says why
         # Shed by admission control (OverloadedError) or by a busy model server (BackendOverloadedError).
-        status = "overloaded" if getattr(exc, "error_type", None) == "overloaded" else "error"
+        status = "overloaded" if is_overload(exc) else "error"
         # Shedding load is the admission control working, not a fault: the rerank_search line says
         # status=overloaded; a warning per refused request would flood the log exactly under load.
         log.log(logging.DEBUG if status == "overloaded" else logging.WARNING,
