@@ -59,7 +59,10 @@ def test_childs_autogroup_is_niced_too(child):
     with open(f"/proc/{pid}/autogroup") as fh:
         assert fh.read().split()[-1] == "7"
     with open("/proc/self/autogroup") as fh:
-        assert fh.read().split()[-1] != "7"  # the worker's own group is left as it was
+        # the worker's own group is left as it was; an empty file means this process sits in a cgroup
+        # other than the root, where the kernel ranks by cgroup and prints no autogroup (CI runners)
+        own = fh.read().split()
+    assert not own or own[-1] != "7"
 
 
 def test_a_dead_child_is_restarted_and_a_batch_it_dies_in_fails(child):
