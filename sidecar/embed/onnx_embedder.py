@@ -66,6 +66,10 @@ class OnnxEmbedder:
         self.query_prefix = query_prefix
         self.batch_size = batch_size
         self.model_dir = directory
+        self.tokenizer_file = tokenizer_path
+        # Tokens of a document's text the model reads ([CLS]/[SEP] aside): the rest is cut away.
+        processor = self._tokenizer.post_processor
+        self.text_tokens = max_length - (processor.num_special_tokens_to_add(False) if processor else 0)
         self.dimension = int(self._session.get_outputs()[0].shape[-1])
         log.info("embedder loaded model_dir=%s dim=%d load_ms=%.0f", directory, self.dimension,
                  (time.perf_counter() - started) * 1000)

@@ -46,11 +46,16 @@ class Engine:
         body = copy.deepcopy(body)
         if isinstance(body.get("settings"), dict):
             body["settings"] = self.index_settings(body["settings"])
-        properties = body.get("mappings", {}).get("properties", {})
+        self._vector_fields(body.get("mappings", {}).get("properties", {}))
+        return body
+
+    def _vector_fields(self, properties: dict) -> None:
+        """Rewrite the knn_vector fields of properties in place, inside nested and object fields too."""
         for name, spec in list(properties.items()):
             if isinstance(spec, dict) and spec.get("type") == "knn_vector":
                 properties[name] = self.vector_field(spec)
-        return body
+            elif isinstance(spec, dict) and isinstance(spec.get("properties"), dict):
+                self._vector_fields(spec["properties"])
 
     def search_templates(self, directory: Path = TEMPLATES_DIR) -> dict[str, str]:
         """Return {template id: mustache source} of this engine's stored search templates."""

@@ -13,7 +13,17 @@ from opensearchpy import OpenSearch, helpers
 
 log = logging.getLogger(__name__)
 
-_RESERVED = {"_id", "title", "text", "embedding", "doc_id"}
+# Nested field of a long document's passage vectors ({"embedding", "start", "end"} each): a document
+# longer than the embedder reads gets them next to `embedding`, so kNN can find it by any part of
+# its text (the stored knn/hybrid templates take the best of `embedding` and its passages).
+PASSAGE_VECTORS = "embedding_passages"
+# Passages for the embedder: tokens each, tokens shared by consecutive ones, at most this many per
+# document (beyond it the first ones and the last are kept, as for the reranker's passages).
+PASSAGE_TOKENS = 256
+PASSAGE_OVERLAP = 32
+MAX_PASSAGE_VECTORS = 64
+
+_RESERVED = {"_id", "title", "text", "embedding", "doc_id", PASSAGE_VECTORS}
 
 
 class Embedder(Protocol):
@@ -92,14 +102,22 @@ def ingest(client: OpenSearch, index: str, lines: Iterable[str], *, embedder: Em
     report = IngestReport()
     started = time.perf_counter()
     batch: list[tuple[int, dict]] = []
+    # Passage vectors only where the mapping has their nested field (es_templates/index/documents.json);
+    # an index made before it, or with another mapping, is indexed as before.
+    splitter = passage_splitter(embedder) if embedder is not None and maps_passages(client, index) else None
 
     def flush() -> None:
         if not batch:
             return
         if embedder is not None:
-            vectors = embedder.embed_documents([document_text(doc) for _, doc in batch])
+            texts = [document_text(doc) for _, doc in batch]
+            vectors = embedder.embed_documents(texts)
             for (_, doc), vector in zip(batch, vectors):
                 doc["embedding"] = vector.tolist()
+            if splitter is not None:
+                for (_, doc), passages in zip(batch, passage_vectors(embedder, splitter, texts)):
+                    if passages:
+                        doc[PASSAGE_VECTORS] = passages
         _bulk_index(client, index, [(number, doc["doc_id"], doc) for number, doc in batch], report)
         if progress is not None:
             progress.update(len(batch))
@@ -119,6 +137,38 @@ def ingest(client: OpenSearch, index: str, lines: Iterable[str], *, embedder: Em
     log.info("ingest index=%s indexed=%d rejected=%d seconds=%.1f", index, report.indexed,
              len(report.rejected), report.seconds)
     return report
+
+
+def maps_passages(client: OpenSearch, index: str) -> bool:
+    """Return whether the index maps PASSAGE_VECTORS as a nested field."""
+    if not client.indices.exists(index=index):
+        return False
+    mappings = next(iter(client.indices.get_mapping(index=index).values()), {}).get("mappings", {})
+    return (mappings.get("properties", {}).get(PASSAGE_VECTORS) or {}).get("type") == "nested"
+
+
+def passage_splitter(embedder: Embedder):
+    """Return a splitter on the embedder's own tokenizer, or None for an embedder that has none."""
+    from sidecar.rerank.passages import TokenizerSplitter
+
+    tokenizer_file = getattr(embedder, "tokenizer_file", None)
+    return TokenizerSplitter.from_file(tokenizer_file) if tokenizer_file else None
+
+
+def passage_vectors(embedder: Embedder, splitter, texts: list[str]) -> list[list[dict]]:
+    """Return, per text, its passages' vectors ({"embedding", "start", "end"}); [] for a text the
+    embedder reads whole (at most embedder.text_tokens tokens)."""
+    from sidecar.rerank.passages import split
+
+    spans = []
+    for text in texts:
+        parts = split(text, splitter, max_tokens=PASSAGE_TOKENS, overlap=PASSAGE_OVERLAP,
+                      max_passages=MAX_PASSAGE_VECTORS, whole_tokens=embedder.text_tokens)
+        spans.append(parts if len(parts) > 1 else [])
+    flat = [p.text for parts in spans for p in parts]
+    vectors = iter(embedder.embed_documents(flat)) if flat else iter(())
+    return [[{"embedding": next(vectors).tolist(), "start": p.start, "end": p.end} for p in parts]
+            for parts in spans]
 
 
 def _bulk_index(client: OpenSearch, index: str, docs: list[tuple[int, str, dict]], report: IngestReport) -> None:

@@ -18,6 +18,7 @@ from sidecar.engine import Engine, engine_for_client
 from sidecar.engine.base import TEMPLATE_SUFFIX, TEMPLATES_DIR
 
 from sidecar.rerank.cache import ByteLRU, hashed_key
+from sidecar.search.ingest import PASSAGE_VECTORS
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +54,10 @@ def index_body(directory: Path = TEMPLATES_DIR, *, dimension: int | None = None,
         raise ValueError(f"unknown index mapping {mapping!r}; available: {', '.join(index_mappings(directory))}")
     body = json.loads(path.read_text())
     if dimension is not None:
-        body["mappings"]["properties"]["embedding"]["dimension"] = dimension
+        properties = body["mappings"]["properties"]
+        properties["embedding"]["dimension"] = dimension
+        if PASSAGE_VECTORS in properties:  # a long document's passage vectors (search/ingest.py)
+            properties[PASSAGE_VECTORS]["properties"]["embedding"]["dimension"] = dimension
     return engine.index_body(body) if engine is not None else body
 
 
