@@ -25,6 +25,12 @@ def test_elasticsearch_index_body_has_dense_vector_and_no_knn_setting():
         "index_options": {"type": "hnsw", "m": 16, "ef_construction": 128}}
     assert "knn" not in body["settings"]["index"]
     assert index_body(dimension=8, engine=OS)["mappings"]["properties"]["embedding"]["type"] == "knn_vector"
+    # A long document's passage vectors: a nested field whose vector is converted (and resized) too.
+    nested = body["mappings"]["properties"]["embedding_passages"]
+    assert nested["type"] == "nested" and nested["properties"]["embedding"]["type"] == "dense_vector"
+    assert nested["properties"]["embedding"]["dims"] == 8
+    os_nested = index_body(dimension=8, engine=OS)["mappings"]["properties"]["embedding_passages"]["properties"]
+    assert os_nested["embedding"]["type"] == "knn_vector" and os_nested["embedding"]["dimension"] == 8
 
 
 def test_index_body_has_lucene_hnsw_vector_and_dimension_override():
