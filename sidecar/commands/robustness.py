@@ -140,24 +140,30 @@ class ModelScorer:
     default) a document longer than the model reads whole scored by its passages, aggregated."""
 
     def __init__(self, settings) -> None:
-        from sidecar import Services
-        from sidecar.search.syntax import build_spec
+        self._settings = settings
+        self.options = settings.passage_options
+        self._services = self._reranker = None
 
-        self._services = Services(settings)
-        self._build_spec = build_spec
-        self.options = self._services.rerank_defaults.passages
-        self._tokens: dict[str, int] = {}
-        self._reranker = None
+    @property
+    def services(self):
+        """The sidecar's services, made on first use (a run with everything cached needs none)."""
+        if self._services is None:
+            from sidecar import Services
+
+            self._services = Services(self._settings)
+        return self._services
 
     @property
     def reranker(self):
         if self._reranker is None:
-            self._reranker = self._services.reranker
+            self._reranker = self.services.reranker
             print(f"robustness_model loaded {self._reranker.model} (scores pairs not in the cache)", file=sys.stderr)
         return self._reranker
 
     def _spec(self, query: str):
-        return self._build_spec({}, query, self._services.rerank_defaults, "robustness")
+        from sidecar.search.syntax import build_spec
+
+        return build_spec({}, query, self.services.rerank_defaults, "robustness")
 
     def text(self, spec, source: dict) -> str:
         from sidecar.rerank.doc_text import template_for
@@ -166,19 +172,27 @@ class ModelScorer:
         hit = {"_source": source}
         return hit_text(hit, spec.fields, template_for(hit, spec.doc_template, spec.index_templates))
 
-    def keys(self, query: str, doc_ids: list[str], corpus: dict[str, dict]) -> list[str]:
-        """The cache key of each document for this query (see PASSAGE_KEY)."""
+    def keys(self, query: str, doc_ids: list[str], corpus: dict[str, dict], known: dict) -> list[str]:
+        """The cache key of each document for this query (see PASSAGE_KEY).
+
+        known ({"docs": {doc id: tokens}, "queries": {query: document budget}}, cached on disk
+        per collection) spares loading the model when every count is there.
+        """
         if not self.options.enabled:
             return list(doc_ids)
-        spec = self._spec(query)
-        limit = max(self.options.max_tokens, self.reranker.document_budget(spec.query_text, spec.instruction))
+        budgets, tokens = known.setdefault("queries", {}), known.setdefault("docs", {})
+        if query not in budgets:
+            spec = self._spec(query)
+            budgets[query] = self.reranker.document_budget(spec.query_text, spec.instruction)
+        limit = max(self.options.max_tokens, budgets[query])
         o = self.options
         suffix = f"{PASSAGE_KEY}{o.max_tokens}/{o.overlap}/{o.aggregate}/{o.top_k}/{o.max_passages}"
         out = []
         for doc in doc_ids:
-            if doc not in self._tokens:
-                self._tokens[doc] = self.reranker.passage_splitter.count(self.text(spec, corpus[doc]))
-            out.append(doc if self._tokens[doc] <= limit else doc + suffix)
+            if doc not in tokens:
+                text = self.text(self._spec(query), corpus[doc])
+                tokens[doc] = self.reranker.passage_splitter.count(text)
+            out.append(doc if tokens[doc] <= limit else doc + suffix)
         return out
 
     def __call__(self, query: str, sources: list[dict]) -> list[float]:
@@ -321,7 +335,7 @@ def run(args: argparse.Namespace) -> int:
     from sidecar.embed import OnnxEmbedder
     from sidecar.engine import engine_for_client
     from sidecar.experiments.evaluation import load_dataset
-    from sidecar.experiments.robustness import candidates, leave_one_out, load_json, score_candidates
+    from sidecar.experiments.robustness import candidates, leave_one_out, load_json, save_json, score_candidates
 
     setup_logging()
     entries = [p.strip() for p in args.datasets.split(",") if p.strip()]
@@ -390,6 +404,10 @@ def run(args: argparse.Namespace) -> int:
         scored_stages = [s for s in dict.fromkeys((*args.rerank_stages, *args.rerank_hybrids)) if s in stages]
         todo = candidates({s: runs[s] for s in scored_stages}, args.window)
         corpus: dict[str, dict] = {}
+        # Token counts that decide which documents are split (the model's tokenizer), kept on disk.
+        counts_path = cache / f"tokens-{model}.json"
+        counts = load_json(counts_path) or {}
+        counted = json.dumps(counts, sort_keys=True)
 
         def keys(qid: str, doc_ids: list[str]) -> list[str]:
             nonlocal scorer
@@ -398,7 +416,7 @@ def run(args: argparse.Namespace) -> int:
             if not corpus:
                 corpus.update(load_corpus(dataset.corpus_path))
             scorer = scorer or ModelScorer(settings)
-            return scorer.keys(queries[qid], doc_ids, corpus)
+            return scorer.keys(queries[qid], doc_ids, corpus, counts)
 
         def score_query(qid: str, doc_keys: list[str]) -> list[float]:
             nonlocal scorer
@@ -421,6 +439,8 @@ def run(args: argparse.Namespace) -> int:
             scores = score_candidates(todo, score_query, cache / f"scores-{model}.json",
                                       progress=bar)
         scores = by_document({q: scores.get(q, {}) for q in queries}, keys)
+        if json.dumps(counts, sort_keys=True) != counted:
+            save_json(counts_path, counts)
         outside = external_runs(args.runs / dataset.name, queries, args.depth) if args.runs else {}
         results[dataset.name] = collection_results(dataset, runs, scores, args.window, args.depth, args.families,
                                                    outside)
