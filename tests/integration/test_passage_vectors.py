@@ -77,3 +77,22 @@ def test_knn_finds_a_long_document_by_its_last_passage(os_client, embedder, inde
     # The same query on the index without passage vectors (templates ignore the missing field).
     before = ranked(os_client, embedder, OLD_INDEX, "knn")
     assert before[0] != "solar" and before.index("solar") >= 2, before
+
+
+def test_without_passage_vectors_the_templates_score_exactly_as_the_plain_knn_query(os_client, embedder, indexed):
+    """An index with no passage vectors (made before them, or of texts that fit) ranks and scores as
+    before; so does a document without them in an index that has some."""
+    from sidecar.search import first_stage
+
+    vector = embedder.embed_query(QUERY)
+
+    def plain(index: str) -> dict[str, float]:
+        body = {"size": 10, "query": {"knn": {"embedding": {"vector": vector, "k": 10}}}}
+        return {h["_id"]: h["_score"] for h in os_client.search(index=index, body=body)["hits"]["hits"]}
+
+    def templated(index: str) -> dict[str, float]:
+        hits = first_stage.search(os_client, index, "knn", QUERY, embedder=embedder, size=10)["hits"]["hits"]
+        return {h["_id"]: h["_score"] for h in hits}
+
+    assert templated(OLD_INDEX) == plain(OLD_INDEX)
+    assert templated(INDEX)["short"] == plain(INDEX)["short"]
