@@ -31,10 +31,13 @@ def test_every_stored_template_renders_to_the_expected_query(os_client, demo_ind
         rendered[template_id] = out["template_output"]
     assert rendered["rescore-bm25"]["query"]["multi_match"]["query"] == 'say "hi"'
     assert rendered["rescore-bm25"]["size"] == 3 and rendered["rescore-bm25"]["from"] == 0
-    assert rendered["rescore-knn"]["query"]["knn"]["embedding"]["k"] == 7
-    assert len(rendered["rescore-knn"]["query"]["knn"]["embedding"]["vector"]) == 384
+    # kNN: the best of the whole-document vector and the passage vectors (README "Passage vectors").
+    whole, passages = rendered["rescore-knn"]["query"]["dis_max"]["queries"]
+    assert whole["knn"]["embedding"]["k"] == 7 and len(whole["knn"]["embedding"]["vector"]) == 384
+    assert passages["nested"]["path"] == "embedding_passages" and passages["nested"]["score_mode"] == "max"
+    assert passages["nested"]["query"]["knn"]["embedding_passages.embedding"]["k"] == 7
     hybrid = rendered["rescore-hybrid"]["query"]["hybrid"]["queries"]
-    assert hybrid[0]["multi_match"]["query"] == 'say "hi"' and "knn" in hybrid[1]
+    assert hybrid[0]["multi_match"]["query"] == 'say "hi"' and hybrid[1]["dis_max"]["queries"] == [whole, passages]
 
 
 def test_template_parameters_cannot_inject_query_structure(os_client, demo_index):
