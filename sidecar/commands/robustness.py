@@ -217,7 +217,7 @@ def by_document(scores: dict[str, dict[str, float]], keys) -> dict[str, dict[str
     """Map the cache ({query: {key: score}}) to {query: {doc id: score}} under the current passage options."""
     out = {}
     for qid, have in scores.items():
-        docs = [k for k in have if PASSAGE_KEY not in k]
+        docs = list(dict.fromkeys(k.split(PASSAGE_KEY)[0] for k in have))
         out[qid] = {d: have[k] for d, k in zip(docs, keys(qid, docs), strict=True) if k in have}
     return out
 

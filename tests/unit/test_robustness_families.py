@@ -59,3 +59,18 @@ def test_families_run_on_cached_lists_and_every_member_is_a_permutation():
         for name, fuse in grid.items():
             ranked = rb.rerank_with(runs, "hybrid", scores, fuse, window=3)
             assert sorted(ranked["q"]) == sorted(DOCS) and ranked["q"][3] == "d", (family, name)
+
+
+def test_cached_scores_map_to_documents_by_the_current_passage_split():
+    """A document split into passages is cached under its own key (it may never have been scored
+    whole); one that fits keeps its plain id. Either way the run sees one score per document."""
+    from sidecar.commands.robustness import PASSAGE_KEY, by_document
+
+    sig = f"{PASSAGE_KEY}256/32/max/2/8"
+    cache = {"q1": {"short": 1.0, "long": 2.0, "long" + sig: 5.0, "new-long" + sig: 7.0}}
+
+    def keys(qid, docs):
+        return [d + sig if d.endswith("long") else d for d in docs]
+
+    assert by_document(cache, keys) == {"q1": {"short": 1.0, "long": 5.0, "new-long": 7.0}}
+    assert by_document(cache, lambda q, docs: list(docs)) == {"q1": {"short": 1.0, "long": 2.0}}
