@@ -152,13 +152,13 @@ class Settings:
     # OpenSearch index that POST /v1/feedback writes click events to (created on first use with
     # es_templates/index/feedback.json).
     feedback_index: str = "rescore-feedback"
-    # Long documents (README "Long documents"): split each text into passages of at most
-    # passage_max_tokens tokens (the model's tokenizer; consecutive ones share passage_overlap),
-    # score every passage, and give the document the max, or the mean of the passage_top_k best;
-    # at most max_passages per document. Off by default: it multiplies the model's work by the
-    # passages per document and changes nothing for texts that fit the model (requests turn it
-    # on with ext.rerank.passages).
-    passages: bool = False
+    # Long documents (README "Long documents"): a text longer than the model reads whole (its
+    # window less the query) is split into passages of at most passage_max_tokens tokens (the
+    # model's tokenizer; consecutive ones share passage_overlap), every passage is scored and the
+    # document gets the max, or the mean of the passage_top_k best; at most max_passages per
+    # document. On by default: a text that fits the model stays one pair, scored exactly as with
+    # passages off, so only long documents cost more pairs (at most window x max_passages).
+    passages: bool = True
     passage_max_tokens: int = 256
     passage_overlap: int = 32
     passage_aggregate: str = "max"

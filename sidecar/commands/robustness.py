@@ -130,28 +130,96 @@ def first_stage_runs(client, index: str, queries: dict[str, str], embedder, dept
     return runs
 
 
-def model_scorer(settings):
-    """Return score(query text, [doc source]) -> [model score], the way the sidecar scores hits."""
-    from sidecar import Services
-    from sidecar.rerank.doc_text import template_for
-    from sidecar.rerank.documents import hit_text
-    from sidecar.search.syntax import build_spec
+# A split document's cache key: "<doc id><PASSAGE_KEY>max_tokens/overlap/aggregate/top_k/max_passages".
+# A document the model reads whole keeps its plain id: with passages on it is the very same pair.
+PASSAGE_KEY = "\tpassages:"
 
-    services = Services(settings)
-    defaults = services.rerank_defaults
-    reranker = services.reranker
 
-    def score(query: str, sources: list[dict]) -> list[float]:
-        spec = build_spec({}, query, defaults, "robustness")
-        texts = [hit_text({"_source": s}, spec.fields, template_for({"_source": s}, spec.doc_template,
-                                                                     spec.index_templates)) for s in sources]
-        result = reranker.score(spec.query_text, texts, instruction=spec.instruction)
+class ModelScorer:
+    """Score hits the way the sidecar's flow does: the same text, and with passages on (the
+    default) a document longer than the model reads whole scored by its passages, aggregated."""
+
+    def __init__(self, settings) -> None:
+        self._settings = settings
+        self.options = settings.passage_options
+        self._services = self._reranker = None
+
+    @property
+    def services(self):
+        """The sidecar's services, made on first use (a run with everything cached needs none)."""
+        if self._services is None:
+            from sidecar import Services
+
+            self._services = Services(self._settings)
+        return self._services
+
+    @property
+    def reranker(self):
+        if self._reranker is None:
+            self._reranker = self.services.reranker
+            print(f"robustness_model loaded {self._reranker.model} (scores pairs not in the cache)", file=sys.stderr)
+        return self._reranker
+
+    def _spec(self, query: str):
+        from sidecar.search.syntax import build_spec
+
+        return build_spec({}, query, self.services.rerank_defaults, "robustness")
+
+    def text(self, spec, source: dict) -> str:
+        from sidecar.rerank.doc_text import template_for
+        from sidecar.rerank.documents import hit_text
+
+        hit = {"_source": source}
+        return hit_text(hit, spec.fields, template_for(hit, spec.doc_template, spec.index_templates))
+
+    def keys(self, query: str, doc_ids: list[str], corpus: dict[str, dict], known: dict) -> list[str]:
+        """The cache key of each document for this query (see PASSAGE_KEY).
+
+        known ({"docs": {doc id: tokens}, "queries": {query: document budget}}, cached on disk
+        per collection) spares loading the model when every count is there.
+        """
+        if not self.options.enabled:
+            return list(doc_ids)
+        budgets, tokens = known.setdefault("queries", {}), known.setdefault("docs", {})
+        if query not in budgets:
+            spec = self._spec(query)
+            budgets[query] = self.reranker.document_budget(spec.query_text, spec.instruction)
+        limit = max(self.options.max_tokens, budgets[query])
+        o = self.options
+        suffix = f"{PASSAGE_KEY}{o.max_tokens}/{o.overlap}/{o.aggregate}/{o.top_k}/{o.max_passages}"
+        out = []
+        for doc in doc_ids:
+            if doc not in tokens:
+                text = self.text(self._spec(query), corpus[doc])
+                tokens[doc] = self.reranker.passage_splitter.count(text)
+            out.append(doc if tokens[doc] <= limit else doc + suffix)
+        return out
+
+    def __call__(self, query: str, sources: list[dict]) -> list[float]:
+        from sidecar.rerank import passages
+
+        spec = self._spec(query)
+        texts = [self.text(spec, s) for s in sources]
+        split = None
+        if self.options.enabled:
+            split = passages.plan(texts, self.reranker.passage_splitter, self.options,
+                                  self.reranker.document_budget(spec.query_text, spec.instruction))
+        result = self.reranker.score(spec.query_text, split.texts if split else texts, instruction=spec.instruction)
         if any(s is None for s in result.scores):
             raise RuntimeError(f"reranker status {result.status}: not every document scored")
-        return [float(s) for s in result.scores]
+        if split is None:
+            return [float(s) for s in result.scores]
+        return [float(passages.aggregate(doc, self.options.aggregate, self.options.top_k)[0])
+                for doc in split.per_document(result.scores)]
 
-    print(f"robustness_model loaded {reranker.model} (scores pairs not in the cache)", file=sys.stderr)
-    return score
+
+def by_document(scores: dict[str, dict[str, float]], keys) -> dict[str, dict[str, float]]:
+    """Map the cache ({query: {key: score}}) to {query: {doc id: score}} under the current passage options."""
+    out = {}
+    for qid, have in scores.items():
+        docs = [k for k in have if PASSAGE_KEY not in k]
+        out[qid] = {d: have[k] for d, k in zip(docs, keys(qid, docs), strict=True) if k in have}
+    return out
 
 
 def load_corpus(path: Path) -> dict[str, dict]:
@@ -267,7 +335,7 @@ def run(args: argparse.Namespace) -> int:
     from sidecar.embed import OnnxEmbedder
     from sidecar.engine import engine_for_client
     from sidecar.experiments.evaluation import load_dataset
-    from sidecar.experiments.robustness import candidates, leave_one_out, load_json, score_candidates
+    from sidecar.experiments.robustness import candidates, leave_one_out, load_json, save_json, score_candidates
 
     setup_logging()
     entries = [p.strip() for p in args.datasets.split(",") if p.strip()]
@@ -306,7 +374,7 @@ def run(args: argparse.Namespace) -> int:
                                                   query_prefix=settings.embed_query_prefix)
         return connection["embedder"]
 
-    scorer = None
+    scorer: ModelScorer | None = None
     # Model scores are cached per configured model (RESCORE_BACKEND/RESCORE_MODEL): the model is
     # loaded only when some pair is not cached yet.
     model = f"{settings.reranker.backend}-{settings.reranker.model or 'bundled'}".replace("/", "_")
@@ -335,6 +403,30 @@ def run(args: argparse.Namespace) -> int:
         # The model scores the windows of --rerank-stages (bm25, knn, hybrid) plus --rerank-hybrids.
         scored_stages = [s for s in dict.fromkeys((*args.rerank_stages, *args.rerank_hybrids)) if s in stages]
         todo = candidates({s: runs[s] for s in scored_stages}, args.window)
+        corpus: dict[str, dict] = {}
+        # Token counts that decide which documents are split (the model's tokenizer), kept on disk.
+        counts_path = cache / f"tokens-{model}.json"
+        counts = load_json(counts_path) or {}
+        counted = json.dumps(counts, sort_keys=True)
+
+        def keys(qid: str, doc_ids: list[str]) -> list[str]:
+            nonlocal scorer
+            if not settings.passages:
+                return list(doc_ids)
+            if not corpus:
+                corpus.update(load_corpus(dataset.corpus_path))
+            scorer = scorer or ModelScorer(settings)
+            return scorer.keys(queries[qid], doc_ids, corpus, counts)
+
+        def score_query(qid: str, doc_keys: list[str]) -> list[float]:
+            nonlocal scorer
+            if not corpus:
+                corpus.update(load_corpus(dataset.corpus_path))
+            scorer = scorer or ModelScorer(settings)
+            return scorer(queries[qid], [corpus[k.split(PASSAGE_KEY)[0]] for k in doc_keys])
+
+        # With passages on, a document longer than the model reads whole is cached under its own key.
+        todo = {q: keys(q, docs) for q, docs in todo.items()}
         if args.cached_only:
             have = load_json(cache / f"scores-{model}.json") or {}
             queries = {q: t for q, t in queries.items() if all(d in have.get(q, {}) for d in todo[q])}
@@ -342,18 +434,13 @@ def run(args: argparse.Namespace) -> int:
             todo = {q: todo[q] for q in queries}
             if not queries:
                 raise UsageError(f"--cached-only: no query of {dataset.name} is fully scored yet")
-        corpus = None
-
-        def score_query(qid: str, doc_ids: list[str]) -> list[float]:
-            nonlocal corpus, scorer
-            corpus = corpus or load_corpus(dataset.corpus_path)
-            scorer = scorer or model_scorer(settings)
-            return scorer(queries[qid], [corpus[d] for d in doc_ids])
-
         with tqdm(total=len(todo), desc=f"{dataset.name} model scores", unit="q", disable=None,
                   file=sys.stderr) as bar:
             scores = score_candidates(todo, score_query, cache / f"scores-{model}.json",
                                       progress=bar)
+        scores = by_document({q: scores.get(q, {}) for q in queries}, keys)
+        if json.dumps(counts, sort_keys=True) != counted:
+            save_json(counts_path, counts)
         outside = external_runs(args.runs / dataset.name, queries, args.depth) if args.runs else {}
         results[dataset.name] = collection_results(dataset, runs, scores, args.window, args.depth, args.families,
                                                    outside)
@@ -375,7 +462,10 @@ def run(args: argparse.Namespace) -> int:
             picked = [choices["hybrid"][name][0]] if choices["hybrid"] else []
             extra = [m for m in (*picked, choices["rerank"][name][0]) if m not in shown]
         extra += [m for m in result["rows"] if m.startswith("evaluate:")]
-        print(format_rows(f"{name} ({result['queries']} queries, window {args.window}, model {model})",
+        o = settings.passage_options
+        passages = (f"passages {o.max_tokens}/{o.overlap} {o.aggregate} max_passages {o.max_passages}"
+                    if o.enabled else "passages off")
+        print(format_rows(f"{name} ({result['queries']} queries, window {args.window}, model {model}, {passages})",
                           result, [m for m in shown if m in result["rows"]] + extra))
         print()
     if choices:

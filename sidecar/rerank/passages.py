@@ -123,16 +123,19 @@ class WhitespaceSplitter:
         return len(_WORD.findall(text))
 
 
-def split(text: str, splitter: Splitter, *, max_tokens: int, overlap: int, max_passages: int) -> list[Passage]:
+def split(text: str, splitter: Splitter, *, max_tokens: int, overlap: int, max_passages: int,
+          whole_tokens: int = 0) -> list[Passage]:
     """Split text into at most max_passages passages of at most max_tokens tokens.
 
-    A text that fits is one passage (the whole text). Beyond the cap the first
+    A text of at most max(max_tokens, whole_tokens) tokens is one passage (the whole text):
+    whole_tokens is what the model reads of a document whole (RerankService.document_budget),
+    so a text the model would have read entire is scored exactly as without passages. Beyond the cap the first
     max_passages-1 passages and the last one are kept: a document's head (title, summary)
     and its tail (conclusions, holdings, signatures) are where the content that sums it up
     usually sits; the middle is what is dropped.
     """
     offsets = splitter.offsets(text)
-    if len(offsets) <= max_tokens:
+    if len(offsets) <= max(max_tokens, whole_tokens):
         return [Passage(0, len(text), text)]
     windows = _windows(text, offsets, splitter, max_tokens=max_tokens, overlap=overlap, verified=max_passages - 1)
     if len(windows) > max_passages:
@@ -184,10 +187,10 @@ class PassagePlan:
         return out
 
 
-def plan(texts: list[str], splitter: Splitter, options: PassageOptions) -> PassagePlan:
-    """Split every document text with the same options."""
+def plan(texts: list[str], splitter: Splitter, options: PassageOptions, whole_tokens: int = 0) -> PassagePlan:
+    """Split every document text with the same options (texts of at most whole_tokens tokens stay whole)."""
     return PassagePlan([split(t, splitter, max_tokens=options.max_tokens, overlap=options.overlap,
-                              max_passages=options.max_passages) for t in texts])
+                              max_passages=options.max_passages, whole_tokens=whole_tokens) for t in texts])
 
 
 def _windows(text: str, offsets: list[tuple[int, int]], splitter: Splitter, *, max_tokens: int, overlap: int,

@@ -52,6 +52,10 @@ class PairEncoder(Protocol):
         """Return one batch item per document, in order (DeadlineExceeded once the deadline passed)."""
         ...
 
+    def document_budget(self, query: str, instruction: str) -> int:
+        """Return how many document tokens the model reads whole next to this query (0: unknown)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class AnswerTokens:
@@ -107,6 +111,12 @@ class Qwen3PromptEncoder:
             out.extend(self._wrap(encoding.ids[: self.max_body_length], query_ids) for encoding in encodings)
         check_deadline(deadline)
         return out
+
+    def document_budget(self, query: str, instruction: str) -> int:
+        """Return the document tokens that fit beside the prompt, less one for a BPE merge at the join."""
+        query_ids = self._tokenizer.encode(QWEN3_QUERY_PART.format(instruction=instruction, query=query),
+                                           add_special_tokens=False).ids
+        return max(0, self.max_body_length - len(query_ids) - 1)
 
     def _wrap(self, body: list[int], query_ids: list[int]) -> EncodedPair:
         # BPE may merge across "<Document>:" and the document; share the prefix only when it did not.
@@ -166,6 +176,14 @@ class CrossEncoderPairEncoder:
         return out
 
 
+    def document_budget(self, query: str, instruction: str) -> int:
+        """Return max_length less the query's tokens and the pair's special tokens: a document up to that is not cut."""
+        del instruction
+        processor = self._plain.post_processor
+        specials = processor.num_special_tokens_to_add(True) if processor is not None else 0
+        return max(0, self.max_length - len(self._plain.encode(query, add_special_tokens=False).ids) - specials)
+
+
 # Tokens one word may span (WordPiece turns words over 100 characters into one [UNK]).
 _CUT_MARGIN = 128
 
@@ -190,6 +208,11 @@ class TextPairEncoder:
         """Return one TextPair per document."""
         check_deadline(deadline)
         return [TextPair(query=query, document=doc, instruction=instruction) for doc in documents]
+
+    def document_budget(self, query: str, instruction: str) -> int:
+        """Unknown: the server tokenizes (passages then split at max_tokens)."""
+        del query, instruction
+        return 0
 
 
 def build_encoder(input_format: InputFormat, spec: TokenizerSpec | None) -> PairEncoder:

@@ -128,6 +128,17 @@ class RerankService:
             self._splitter = splitter_for(self._passage_tokenizer or (spec.tokenizer_file if spec else None))
         return self._splitter
 
+    def document_budget(self, query: str, instruction: str | None = None) -> int:
+        """Return how many tokens of a document the model reads whole next to query (0 when unknown).
+
+        Counted by the backend's own tokenizer, so it applies to passage splitting only when the
+        splitter is that tokenizer (no RESCORE_PASSAGE_TOKENIZER): then a text of at most this
+        many tokens stays one passage, the very pair that passages off would score.
+        """
+        if self._passage_tokenizer:
+            return 0
+        return self._encoder.document_budget(query, instruction or self._instruction)
+
     def clear_cache(self) -> None:
         """Forget every cached score (after a model change or for benchmarks)."""
         self._cache.clear()

@@ -202,7 +202,11 @@ def rerank_window(reranker_factory: Callable[[], Any], spec: RerankSpec, window_
             raise ValidationFailed(f"model {spec.model!r} is not served here (serving {reranker.model!r})",
                                    field="model")
         # Passages of all documents go in one call: the scheduler batches them, the cache keeps each.
-        split = passages.plan(texts, reranker.passage_splitter, spec.passages) if spec.passages.enabled else None
+        # A text the model reads whole stays one passage: the same pair, score and cache entry as
+        # with passages off; only longer texts are split.
+        split = passages.plan(texts, reranker.passage_splitter, spec.passages,
+                              reranker.document_budget(spec.query_text, spec.instruction)) \
+            if spec.passages.enabled else None
         result = reranker.score(spec.query_text, split.texts if split else texts, instruction=spec.instruction,
                                 timeout_s=spec.timeout_ms / 1000)
     except ValidationFailed:
@@ -225,7 +229,7 @@ def rerank_window(reranker_factory: Callable[[], Any], spec: RerankSpec, window_
     if result.cache != "local":  # scores shared through Redis, or Redis down and this process alone
         info["cache"] = result.cache
     doc_scores, best = result.scores, {}
-    if split is not None:
+    if split is not None and split.docs_split:
         doc_scores, best = _passage_scores(split, result.scores, spec, window_hits, info)
     scored = [i for i, s in enumerate(doc_scores) if s is not None]
     if not scored:
@@ -264,13 +268,14 @@ def _passage_scores(split: passages.PassagePlan, flat: list[float | None], spec:
     """Aggregate passage scores per document and put each best passage into its hit's highlight.
 
     After a deadline a document with at least one scored passage gets the aggregate of those.
+    A document left whole (it fits the model) keeps its own score and gets no passage highlight.
     """
     scores: list[float | None] = []
     best: dict[int, tuple[int, int, float]] = {}
     for position, (doc, doc_scores) in enumerate(zip(split.passages, split.per_document(flat), strict=True)):
         score, index = passages.aggregate(doc_scores, spec.passages.aggregate, spec.passages.top_k)
         scores.append(score)
-        if index is None:
+        if index is None or len(doc) == 1:
             continue
         best[position] = (index, len(doc), float(doc_scores[index]))
         hit = window_hits[position]

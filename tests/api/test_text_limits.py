@@ -5,6 +5,7 @@ import pytest
 
 from sidecar import create_app
 from sidecar.config import Settings, SettingsError
+from sidecar.rerank.passages import WhitespaceSplitter
 from sidecar.rerank.service import ScoreResult
 from sidecar.search.syntax import fit_text, fit_texts
 from tests.conftest import free_port
@@ -17,9 +18,13 @@ class RecordingReranker:
     """Scores texts by length and records what it was given."""
 
     model = "fake"
+    passage_splitter = WhitespaceSplitter()
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, list[str]]] = []
+
+    def document_budget(self, query, instruction=None) -> int:
+        return 512  # the texts here are a few words: passages (on by default) leave them whole
 
     def score(self, query, texts, instruction=None, timeout_s=None):
         self.calls.append((query, list(texts)))

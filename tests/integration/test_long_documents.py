@@ -131,7 +131,7 @@ def ids(response: dict) -> list[str]:
 
 def test_answer_at_the_end_of_a_long_document_is_found_only_with_passages(engine_stack, long_index):
     sidecar_url = engine_stack.sidecar
-    truncated = search(sidecar_url, long_index, long_body())
+    truncated = search(sidecar_url, long_index, long_body(passages=False))
     assert truncated["ext"]["rerank"]["status"] == "ok" and "passages" not in truncated["ext"]["rerank"]
     assert ids(truncated).index("solar") >= 3, "the model reads 512 tokens: the answer is cut away"
 

@@ -166,10 +166,11 @@ def test_bad_passages_options_name_the_field(value, field):
 
 
 def test_passage_and_template_settings_are_validated_naming_the_variable(tmp_path):
-    settings = Settings.from_env({"RESCORE_PASSAGES": "on", "RESCORE_PASSAGE_MAX_TOKENS": "128",
+    settings = Settings.from_env({"RESCORE_PASSAGE_MAX_TOKENS": "128",
                                   "RESCORE_PASSAGE_AGGREGATE": "mean", "RESCORE_DOC_TEMPLATES_DIR": str(tmp_path)})
     assert settings.passage_options.enabled and settings.passage_options.max_tokens == 128
-    assert not Settings.from_env({}).passage_options.enabled, "off by default"
+    assert settings.passage_options.enabled, "on by default (texts that fit the model stay whole)"
+    assert not Settings.from_env({"RESCORE_PASSAGES": "off"}).passage_options.enabled
     for env, variable in [({"RESCORE_PASSAGE_OVERLAP": "300"}, "RESCORE_PASSAGE_OVERLAP"),
                           ({"RESCORE_PASSAGE_AGGREGATE": "sum"}, "RESCORE_PASSAGE_AGGREGATE"),
                           ({"RESCORE_MAX_PASSAGES": "0"}, "RESCORE_MAX_PASSAGES"),

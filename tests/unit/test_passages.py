@@ -158,6 +158,9 @@ class KeywordScorer:
         self.passage_splitter = WhitespaceSplitter()
         self.calls: list[list[str]] = []
 
+    def document_budget(self, query, instruction=None) -> int:
+        return 0  # unknown: split at max_tokens
+
     def score(self, query, texts, *, instruction=None, timeout_s=None) -> ScoreResult:
         self.calls.append(list(texts))
         scores = [float(t.count("lift")) if self.budget is None or i < self.budget else None

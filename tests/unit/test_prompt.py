@@ -129,3 +129,40 @@ def test_encoding_stops_at_the_deadline() -> None:
     encoder = CrossEncoderPairEncoder(bundled_model_dir() / "tokenizer.json", max_length=512)
     with pytest.raises(DeadlineExceeded):
         encoder.encode("q", ["doc"] * 100, "", deadline=time.monotonic() - 1)
+
+
+@pytest.mark.parametrize("kind", ["cross-encoder", "qwen3"])
+def test_document_budget_is_exactly_what_the_model_reads_whole(kind) -> None:
+    """Passages (on by default) leave a text of at most document_budget tokens whole: such a text must
+    reach the model uncut, and one token more must not (Qwen3: two, the budget keeps one token for a
+    BPE merge where the document joins the prompt)."""
+    from sidecar.backends.cross_encoder import bundled_model_dir
+
+    if kind == "qwen3":
+        path = qwen_tokenizer_dir() / "tokenizer.json"
+        encoder = Qwen3PromptEncoder(load_tokenizer(path), max_length=160)
+    else:
+        path = bundled_model_dir() / "tokenizer.json"
+        encoder = CrossEncoderPairEncoder(path, max_length=160)
+    tokenizer = load_tokenizer(path)
+    query = "how do solar panels produce electricity"
+    budget = encoder.document_budget(query, DEFAULT_INSTRUCTION)
+    slack = 1 if kind == "qwen3" else 0
+    words = " ".join(f"word{i % 97} sun" for i in range(400)).split()
+
+    def longest(limit: int) -> int:  # the most words within limit tokens
+        return next(n for n in range(1, len(words))
+                    if len(tokenizer.encode(" ".join(words[:n + 1]), add_special_tokens=False).ids) > limit)
+
+    fits = " ".join(words[:longest(budget)])
+    over = " ".join(words[:longest(budget + slack) + 1])  # past the budget (and the slack)
+    whole, cut = encoder.encode(query, [fits, over], DEFAULT_INSTRUCTION)
+    fit_ids = tokenizer.encode(fits, add_special_tokens=False).ids
+    assert budget - 3 <= len(fit_ids) <= budget
+
+    def contains(ids: list[int], part: list[int]) -> bool:
+        return any(ids[i:i + len(part)] == part for i in range(len(ids) - len(part) + 1))
+
+    assert contains(whole.input_ids, fit_ids[1:]), "the whole document reaches the model"
+    over_ids = tokenizer.encode(over, add_special_tokens=False).ids
+    assert not contains(cut.input_ids, over_ids[1:]) and len(cut.input_ids) <= 160
