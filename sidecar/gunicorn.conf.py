@@ -28,6 +28,10 @@ graceful_timeout = int(_settings.rerank_timeout_ms / 1000 + 2 * _settings.opense
 # Longer than nginx's upstream keepalive_timeout (60 s, deploy/nginx/rescore.conf.template), so nginx
 # is always the side that closes an idle kept-alive connection.
 keepalive = 75
+# The worker's heartbeat touches a file in worker_tmp_dir on every turn of its event loop; on a
+# disk-backed /tmp that metadata write can stall the loop that dispatches every request (gunicorn's
+# docs: "Blocking os.fchmod"). A RAM-backed directory keeps it a memory operation.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
 # The app writes its own access line per request (logger sidecar.access, with the request id).
 accesslog = None
 

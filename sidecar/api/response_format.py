@@ -59,16 +59,21 @@ def render(body: Any, status: int = 200, options: OutputOptions | None = None) -
     options = options or OutputOptions()
     if options.filter_path:
         body = filter_path(body, options.filter_path)
-    body = finite(body)
     if options.yaml:
-        text = yaml.safe_dump(body, sort_keys=False, default_flow_style=False, explicit_start=True,
+        text = yaml.safe_dump(finite(body), sort_keys=False, default_flow_style=False, explicit_start=True,
                               allow_unicode=True)
         return Response(text, status=status, content_type="application/yaml")
-    if options.pretty:
-        text = json.dumps(body, indent=2, separators=(",", " : "), allow_nan=False) + "\n"
-    else:
-        text = json.dumps(body, allow_nan=False)
+    try:
+        text = _json_text(body, options.pretty)
+    except ValueError:  # a non-finite number somewhere: walk the body only then (most never have one)
+        text = _json_text(finite(body), options.pretty)
     return Response(text, status=status, content_type="application/json; charset=UTF-8")
+
+
+def _json_text(body: Any, pretty: bool) -> str:
+    if pretty:
+        return json.dumps(body, indent=2, separators=(",", " : "), allow_nan=False) + "\n"
+    return json.dumps(body, allow_nan=False)
 
 
 def finite(value: Any) -> Any:

@@ -17,7 +17,11 @@ import contextvars
 import json
 import logging
 import math
+import os
+import queue
 import re
+import sys
+import threading
 import time
 import uuid
 from typing import Any
@@ -106,7 +110,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": safe_message(record),
         }
-        request_id = _REQUEST_ID.get()
+        request_id = _request_id_of(record)
         if request_id:
             entry["request_id"] = request_id
         for key, value in template_fields(record).items():
@@ -114,8 +118,9 @@ class JsonFormatter(logging.Formatter):
         for key, value in vars(record).items():  # logging's `extra=` fields
             if key not in _STD_ATTRS and not key.startswith("_"):
                 entry.setdefault(key, _masked(value))
-        if record.exc_info:
-            entry["exc"] = redact_text(self.formatException(record.exc_info))
+        exc = _exception_text(self, record)
+        if exc:
+            entry["exc"] = redact_text(exc)
         return json.dumps(entry, default=lambda value: redact_text(str(value)), ensure_ascii=False)
 
 
@@ -128,19 +133,96 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         record.message = safe_message(record)
         record.asctime = self.formatTime(record)
-        record.request_id = _REQUEST_ID.get() or "-"
+        record.request_id = _request_id_of(record) or "-"
         line = self.formatMessage(record)
-        if record.exc_info:
-            line = f"{line}\n{redact_text(self.formatException(record.exc_info))}"
+        exc = _exception_text(self, record)
+        if exc:
+            line = f"{line}\n{redact_text(exc)}"
         return line
 
 
+def _request_id_of(record: logging.LogRecord) -> str:
+    # The writer thread formats the record later: the id was taken where the line was logged.
+    return getattr(record, "_rescore_request_id", None) or _REQUEST_ID.get()
+
+
+def _exception_text(formatter: logging.Formatter, record: logging.LogRecord) -> str:
+    if record.exc_info:
+        return formatter.formatException(record.exc_info)
+    return record.exc_text or ""
+
+
+class BackgroundWriter(logging.Handler):
+    """Hand each record to one writer thread that formats it and writes it to stderr.
+
+    A request thread that writes its own line gives up the interpreter lock for the write and then
+    queues behind every busy thread to get it back, once per line: under load that wait, not the
+    formatting, is what logging cost a search (measured: plain-search p99 through the sidecar 40 ms
+    lower with logging off). The writer drains everything queued into one write. The queue is
+    bounded; when the writer falls that far behind, a logging thread waits for room instead of
+    dropping lines. flush() (called at exit and by logging.shutdown) returns once every line queued
+    so far is written. The thread is started by the first line of each process, so a forked child
+    writes its own lines.
+    """
+
+    def __init__(self, formatter: logging.Formatter, stream=None, capacity: int = 10_000) -> None:
+        super().__init__()
+        self.setFormatter(formatter)
+        self._stream = sys.stderr if stream is None else stream  # bound here, as logging.StreamHandler does
+        self._queue: queue.Queue[logging.LogRecord] = queue.Queue(capacity)
+        self._owner = 0  # pid whose writer thread is running
+        self._start_lock = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        record._rescore_request_id = _REQUEST_ID.get()  # noqa: SLF001 - read back by the formatter
+        if record.exc_info:  # tracebacks hold live frames: render them now
+            record.exc_text = self.formatter.formatException(record.exc_info)
+            record.exc_info = None
+        if self._owner != os.getpid():
+            self._start()
+        self._queue.put(record)
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._owner != os.getpid():
+                self._queue = queue.Queue(self._queue.maxsize)  # a fork copies a queue whose lock may be held
+                threading.Thread(target=self._write_forever, name="log-writer", daemon=True).start()
+                self._owner = os.getpid()
+
+    def _write_forever(self) -> None:
+        pending = self._queue
+        while True:
+            records = [pending.get()]
+            while len(records) < 512:
+                try:
+                    records.append(pending.get_nowait())
+                except queue.Empty:
+                    break
+            lines = []
+            for record in records:
+                try:
+                    lines.append(self.format(record) + "\n")
+                except Exception:  # noqa: BLE001 - one bad record must not stop the writer
+                    self.handleError(record)
+            try:
+                self._stream.write("".join(lines))
+                self._stream.flush()
+            except Exception:  # noqa: BLE001 - a closed stderr: report as logging does, keep draining
+                self.handleError(records[-1])
+            for _ in records:
+                pending.task_done()
+
+    def flush(self) -> None:
+        if self._owner == os.getpid():
+            self._queue.join()
+
+
 def configure_logging(level: str, fmt: str) -> None:
-    """Install one root handler writing JSON (fmt="json") or text lines to stderr."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    """Install one root handler writing JSON (fmt="json") or text lines to stderr, from a writer thread."""
+    handler = BackgroundWriter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_rescore", False)]:
+        old.flush()
         root.removeHandler(old)
     handler._rescore = True  # noqa: SLF001 - marks our handler so a second create_app() replaces it
     root.addHandler(handler)

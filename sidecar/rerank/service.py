@@ -78,8 +78,7 @@ class RerankService:
         encoding, queueing and scoring together end by then; what is not scored stays None.
         """
         started = time.perf_counter()
-        # Scoring stops a little before the budget ends: the answer still has to be built and sent.
-        deadline = None if timeout_s is None else deadline_for(timeout_s) - min(ANSWER_RESERVE_S, 0.05 * timeout_s)
+        deadline = _scoring_deadline(timeout_s)
         instruction = instruction or self._instruction
         keys = cache_keys(self.model, instruction, query, documents)
         scores = self._cache.get_many(keys)
@@ -111,6 +110,20 @@ class RerankService:
                     len(documents), hits, scored, status, took_ms)
         return ScoreResult(scores=scores, cache_hits=hits, scored=scored, took_ms=took_ms, model=self.model,
                            status=status, queue_ms=queue_ms, model_ms=model_ms, cache=self._cache.state)
+
+    def admit(self, query: str, documents: list[str], *, instruction: str | None = None,
+              timeout_s: float | None = None) -> None:
+        """Raise OverloadedError now if score() would refuse these documents (the cached ones cost nothing).
+
+        For callers with work to do before score() that only a scored request needs: splitting
+        documents into passages tokenizes every one of them, and a request the model cannot take
+        must not cost the other requests that CPU (under load, most reranks are refused).
+        """
+        keys = cache_keys(self.model, instruction or self._instruction, query, documents)
+        misses = [doc for doc, score in zip(documents, self._cache.get_many(keys), strict=True) if score is None]
+        if misses:
+            self._scheduler.admit(len(misses), sum(_token_guess(query, doc) for doc in misses),
+                                  _scoring_deadline(timeout_s))
 
     def watch(self, listener: Callable[[BaseException | None], None]) -> None:
         """Report every batch's verdict (None = scored, else the model's error) to listener."""
@@ -173,6 +186,11 @@ class RerankService:
         close = getattr(self._cache, "close", None)
         if close:
             close()
+
+
+def _scoring_deadline(timeout_s: float | None) -> float | None:
+    # Scoring stops a little before the budget ends: the answer still has to be built and sent.
+    return None if timeout_s is None else deadline_for(timeout_s) - min(ANSWER_RESERVE_S, 0.05 * timeout_s)
 
 
 def _token_guess(query: str, document: str) -> int:

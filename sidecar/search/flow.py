@@ -203,7 +203,10 @@ def rerank_window(reranker_factory: Callable[[], Any], spec: RerankSpec, window_
                                    field="model")
         # Passages of all documents go in one call: the scheduler batches them, the cache keeps each.
         # A text the model reads whole stays one passage: the same pair, score and cache entry as
-        # with passages off; only longer texts are split.
+        # with passages off; only longer texts are split. Splitting tokenizes every text, so a
+        # request the model would refuse is refused first.
+        if spec.passages.enabled:
+            reranker.admit(spec.query_text, texts, instruction=spec.instruction, timeout_s=spec.timeout_ms / 1000)
         split = passages.plan(texts, reranker.passage_splitter, spec.passages,
                               reranker.document_budget(spec.query_text, spec.instruction)) \
             if spec.passages.enabled else None

@@ -23,6 +23,9 @@ class RecordingReranker:
     def __init__(self) -> None:
         self.calls: list[tuple[str, list[str]]] = []
 
+    def admit(self, query, texts, instruction=None, timeout_s=None) -> None:
+        pass  # room for every request
+
     def document_budget(self, query, instruction=None) -> int:
         return 512  # the texts here are a few words: passages (on by default) leave them whole
 

@@ -1,8 +1,10 @@
 """Read timeouts that cover what a request asks the engine to wait; filter_path; strict JSON parsing."""
+import json
+
 import pytest
 
 from sidecar.api.errors import BadRequest, ValidationFailed
-from sidecar.api.response_format import filter_path, finite, output_options
+from sidecar.api.response_format import OutputOptions, filter_path, finite, output_options, render
 from sidecar.api.schemas import MAX_JSON_DEPTH, parse_json
 from sidecar.engine.wait import IMPLICIT_WAIT_S, parse_time_s, read_timeout_s
 
@@ -67,6 +69,14 @@ def test_output_options_reject_formats_not_produced():
 
 def test_finite_replaces_non_finite_numbers():
     assert finite({"a": [float("inf"), 1.0, float("nan")]}) == {"a": [None, 1.0, None]}
+
+
+@pytest.mark.parametrize("pretty", [False, True])
+def test_render_is_strict_json_with_or_without_non_finite_numbers(pretty):
+    options = OutputOptions(pretty=pretty)
+    assert json.loads(render({"a": [1.5, {"b": 2}]}, options=options).get_data(as_text=True)) == {"a": [1.5, {"b": 2}]}
+    text = render({"a": [float("-inf"), {"b": float("nan")}, 1.0]}, options=options).get_data(as_text=True)
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict JSON {c}")) == {"a": [None, {"b": None}, 1.0]}
 
 
 @pytest.mark.parametrize("raw", [b'{"a": NaN}', b'{"a": Infinity}', b'{"a": -Infinity}', b'{"a": 1e400}',

@@ -10,7 +10,8 @@ import pytest
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from sidecar.observability.logs import JsonFormatter, bind_request_id, choose_request_id, reset_request_id
+from sidecar.observability.logs import (BackgroundWriter, JsonFormatter, bind_request_id, choose_request_id,
+                                        reset_request_id)
 from sidecar.observability.metrics import Metrics, read_eval_metrics
 from sidecar.rerank.scheduler import BatchPolicy, BatchStats, Scheduler
 
@@ -20,6 +21,56 @@ def _record(message: str, *args, **extra) -> logging.LogRecord:
     for key, value in extra.items():
         setattr(record, key, value)
     return record
+
+
+class _SlowStream:
+    """A stream that is slow to write, so records pile up behind the writer thread."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> None:
+        time.sleep(0.02)
+        self.writes.append(text)
+
+    def flush(self) -> None:
+        pass
+
+
+def test_background_writer_keeps_every_line_in_order_with_its_own_request_id():
+    stream = _SlowStream()
+    writer = BackgroundWriter(JsonFormatter(), stream=stream, capacity=8)  # small: loggers must wait, not drop
+    logger = logging.getLogger("sidecar.test.writer")
+    logger.propagate, logger.level = False, logging.INFO
+    logger.addHandler(writer)
+    try:
+        def log_lines(thread: int) -> None:
+            token = bind_request_id(f"req-{thread}")
+            try:
+                for i in range(25):
+                    logger.info("line thread=%d i=%d", thread, i)
+            finally:
+                reset_request_id(token)
+
+        threads = [threading.Thread(target=log_lines, args=(t,)) for t in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logger.exception("failed step=%s", "x")
+        writer.flush()  # returns once everything queued so far is written
+    finally:
+        logger.removeHandler(writer)
+    entries = [json.loads(line) for chunk in stream.writes for line in chunk.splitlines()]
+    assert len(entries) == 101 and len(stream.writes) < 101  # several lines per write
+    for thread in range(4):
+        mine = [e for e in entries if e.get("thread") == thread]
+        assert [e["i"] for e in mine] == list(range(25))  # in order
+        assert {e["request_id"] for e in mine} == {f"req-{thread}"}  # the logging thread's id, not the writer's
+    assert "ValueError: boom" in entries[-1]["exc"] and "request_id" not in entries[-1]
 
 
 def test_json_lines_carry_request_id_and_key_value_fields():

@@ -158,6 +158,9 @@ class KeywordScorer:
         self.passage_splitter = WhitespaceSplitter()
         self.calls: list[list[str]] = []
 
+    def admit(self, query, texts, *, instruction=None, timeout_s=None) -> None:
+        pass  # room for every request
+
     def document_budget(self, query, instruction=None) -> int:
         return 0  # unknown: split at max_tokens
 
