@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sockets", type=int, default=64)
     parser.add_argument("--window", type=int, default=50)
     parser.add_argument("--timeout-ms", type=int, default=30000, help="the rerank budget (default: the server's)")
+    parser.add_argument("--rerank-url", help="send reranked searches and msearch here instead of --url "
+                        "(a separate rerank pool; an experiment, README 'Serving')")
     parser.add_argument("--skip-slow", action="store_true")
     parser.add_argument("--skip-mixed", action="store_true")
     args = parser.parse_args(argv)
@@ -47,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"slow_clients": report["slow_clients"]}), file=sys.stderr, flush=True)
     if not args.skip_mixed:
         report["mixed"] = mixed_load(args.url, args.opensearch_url, args.index, queries[1:], clients=args.clients,
-                                     seconds=args.seconds, window=args.window, timeout_ms=args.timeout_ms)
+                                     seconds=args.seconds, window=args.window, timeout_ms=args.timeout_ms,
+                                     rerank_url=args.rerank_url)
     print(json.dumps(report, indent=2))
     missed = [name for name, ok in report.get("mixed", {}).get("targets", {}).items()
               if name.endswith("_ok") and not ok]

@@ -189,7 +189,7 @@ def _rerank_body(query: str, window: int, timeout_ms: int) -> dict:
 
 
 def _client(url: str, opensearch: str, index: str, feed: QueryFeed, tally: Tally, stop_at: float,
-            seed: int, window: int, timeout_ms: int, plain_size: int) -> None:
+            seed: int, window: int, timeout_ms: int, plain_size: int, rerank_url: str) -> None:
     rng = random.Random(seed)
     session, direct = requests.Session(), requests.Session()
     while time.monotonic() < stop_at:
@@ -210,7 +210,7 @@ def _client(url: str, opensearch: str, index: str, feed: QueryFeed, tally: Tally
             elif roll < 0.9:
                 query = feed.next()
                 started = time.perf_counter()
-                got = session.post(f"{url}/{index}/_search", json=_rerank_body(query, window, timeout_ms), timeout=120)
+                got = session.post(f"{rerank_url}/{index}/_search", json=_rerank_body(query, window, timeout_ms), timeout=120)
                 tally.add("rerank", time.perf_counter() - started)
                 if got.status_code != 200:
                     tally.error(f"rerank {got.status_code}: {got.text[:200]}")
@@ -229,7 +229,7 @@ def _client(url: str, opensearch: str, index: str, feed: QueryFeed, tally: Tally
                          {"index": index}, _rerank_body(rerank_q, window, timeout_ms)]
                 data = "".join(json.dumps(line) + "\n" for line in lines)
                 started = time.perf_counter()
-                got = session.post(f"{url}/_msearch", data=data, timeout=120,
+                got = session.post(f"{rerank_url}/_msearch", data=data, timeout=120,
                                    headers={"Content-Type": "application/x-ndjson"})
                 tally.add("msearch", time.perf_counter() - started)
                 if got.status_code != 200 or any(r.get("status") != 200 for r in got.json()["responses"]):
@@ -241,15 +241,21 @@ def _client(url: str, opensearch: str, index: str, feed: QueryFeed, tally: Tally
 
 
 def mixed_load(url: str, opensearch: str, index: str, queries: list[str], *, clients: int = 32,
-               seconds: float = 60, window: int = 50, timeout_ms: int = 30000, plain_size: int = 10) -> dict:
-    """Run the mixed load and return latencies, statuses, errors, mismatches and the target checks."""
-    check_loopback(url, opensearch)
+               seconds: float = 60, window: int = 50, timeout_ms: int = 30000, plain_size: int = 10,
+               rerank_url: str | None = None) -> dict:
+    """Run the mixed load and return latencies, statuses, errors, mismatches and the target checks.
+
+    rerank_url sends the reranked searches and the msearch requests elsewhere (a second sidecar as a
+    separate rerank pool): an experiment on keeping rerank work off the plain path's process.
+    """
+    rerank_url = rerank_url or url
+    check_loopback(url, opensearch, rerank_url)
     clients = min(clients, LIMITS["clients"])
     seconds = min(seconds, LIMITS["seconds"])
     feed, tally = QueryFeed(queries), Tally()
     stop_at = time.monotonic() + seconds
     threads = [threading.Thread(target=_client, args=(url, opensearch, index, feed, tally, stop_at, seed, window,
-                                                      timeout_ms, plain_size), daemon=True)
+                                                      timeout_ms, plain_size, rerank_url), daemon=True)
                for seed in range(clients)]
     started = time.monotonic()
     for thread in threads:
