@@ -17,7 +17,7 @@ from sidecar.rerank.options import RerankerOptions
 from sidecar.rerank.passages import Splitter, splitter_for
 from sidecar.rerank.prompt import PairEncoder, build_encoder
 from sidecar.rerank.deadline import DeadlineExceeded, deadline_for
-from sidecar.rerank.scheduler import BatchPolicy, Scheduler
+from sidecar.rerank.scheduler import BatchPolicy, OverloadedError, Scheduler
 
 logger = logging.getLogger(__name__)
 
@@ -118,12 +118,21 @@ class RerankService:
         For callers with work to do before score() that only a scored request needs: splitting
         documents into passages tokenizes every one of them, and a request the model cannot take
         must not cost the other requests that CPU (under load, most reranks are refused).
+        Refusal only grows with the work asked, so all documents are checked first; the cache
+        (hashing every text, a Redis round trip when shared) is read only for a refused request,
+        and score() reads it again only for one that its misses let through.
         """
-        keys = cache_keys(self.model, instruction or self._instruction, query, documents)
-        misses = [doc for doc, score in zip(documents, self._cache.get_many(keys), strict=True) if score is None]
+        deadline = _scoring_deadline(timeout_s)
+        try:
+            self._scheduler.admit(len(documents), sum(_token_guess(query, doc) for doc in documents), deadline)
+            return
+        except OverloadedError:
+            keys = cache_keys(self.model, instruction or self._instruction, query, documents)
+            misses = [doc for doc, score in zip(documents, self._cache.get_many(keys), strict=True) if score is None]
+            if len(misses) == len(documents):
+                raise
         if misses:
-            self._scheduler.admit(len(misses), sum(_token_guess(query, doc) for doc in misses),
-                                  _scoring_deadline(timeout_s))
+            self._scheduler.admit(len(misses), sum(_token_guess(query, doc) for doc in misses), deadline)
 
     def watch(self, listener: Callable[[BaseException | None], None]) -> None:
         """Report every batch's verdict (None = scored, else the model's error) to listener."""

@@ -113,3 +113,29 @@ def test_service_admit_refuses_uncached_work_and_passes_cached(busy_service):
         busy_service.admit("q", ["new document"], timeout_s=5)
     busy_service._cache.put_many([(cache_keys(busy_service.model, "", "q", ["known document"])[0], 0.5)])
     busy_service.admit("q", ["known document"], timeout_s=5)  # all cached: nothing for the model to do
+
+
+class _CountingCache(ScoreCache):
+    def __init__(self) -> None:
+        super().__init__(100, 1 << 20)
+        self.reads = 0
+
+    def get_many(self, keys):
+        self.reads += 1
+        return super().get_many(keys)
+
+
+def test_service_admit_reads_the_cache_only_for_a_refused_request(busy_service):
+    idle = Scheduler(lambda batch: [1.0] * len(batch), cost_fn=len,
+                     policy=BatchPolicy(token_budget=10_000, max_batch_size=64), queue_size=100, max_requests=1)
+    cache = _CountingCache()
+    try:
+        RerankService(backend=_Backend(), encoder=None, scheduler=idle, cache=cache, instruction="").admit(
+            "q", ["a document"], timeout_s=5)
+        assert cache.reads == 0  # room for every document: score() does the one lookup
+    finally:
+        idle.close()
+    busy_service._cache = counting = _CountingCache()
+    with pytest.raises(OverloadedError):
+        busy_service.admit("q", ["new document"], timeout_s=5)
+    assert counting.reads == 1  # refused: the cache decides whether the cached part still reranks
