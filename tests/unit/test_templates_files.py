@@ -83,3 +83,11 @@ def test_engine_detection_from_the_root_endpoint():
     assert detect(200, {}, b'{"version": {"number": "9.5.3"}, "tagline": "You Know, for Search"}') is ES
     assert detect(401, [("WWW-Authenticate", 'Basic realm="security", charset="UTF-8"')], b"{}") is ES
     assert detect(401, [("WWW-Authenticate", 'Basic realm="OpenSearch Security"')], b"Unauthorized") is OS
+
+
+@pytest.mark.parametrize("engine", [OS, ES], ids=lambda e: e.name)
+def test_documents_index_analyses_title_and_text_as_english(engine):
+    # The built-in `english` analyzer of both engines (BEIR's BM25 analysis; README "Robustness and fusion defaults").
+    properties = index_body(dimension=8, engine=engine)["mappings"]["properties"]
+    assert properties["title"]["analyzer"] == "english" and properties["text"]["analyzer"] == "english"
+    assert properties["title"]["fields"]["raw"] == {"type": "keyword", "ignore_above": 512}
