@@ -186,6 +186,8 @@ def ensure_index(client, index: str, dataset, embedder, reindex: bool):
         if have >= expected * 0.99:
             return install(client)  # templates/pipelines may be newer than the index
     report = install(client, index, recreate=True, dimension=embedder.dimension if embedder else None)
+    if report.analysis:
+        print(f"warning: index {index}: {report.analysis}", file=sys.stderr)
     with dataset.corpus_path.open() as fh, tqdm(total=expected, unit="doc", desc=f"index {index}",
                                                 disable=None, file=sys.stderr) as bar:
         indexed = ingest(client, index, fh, embedder=embedder, batch_size=64, progress=bar)

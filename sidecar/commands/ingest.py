@@ -58,6 +58,8 @@ def run(args: argparse.Namespace) -> int:
                         engine=engine_for_client(client, settings.engine))
     for template_id, reason in installed.failed.items():
         print(f"warning: template {template_id} refused by {installed.engine}: {reason}", file=sys.stderr)
+    if installed.analysis:
+        print(f"warning: index {args.index}: {installed.analysis}", file=sys.stderr)
     with path.open(encoding="utf-8", errors="replace") as fh, tqdm(
             total=count_lines(path), unit="doc", desc=f"ingest {args.index}", file=sys.stderr) as bar:
         report = ingest(client, args.index, fh, embedder=embedder, batch_size=args.batch_size, progress=bar)

@@ -32,4 +32,6 @@ def run(args: argparse.Namespace) -> int:
           f"templates: {', '.join(report.templates) or '-'}; pipelines: {', '.join(report.pipelines) or '-'}")
     for template_id, reason in report.failed.items():
         print(f"  template {template_id} refused by the engine: {reason}")
+    if report.analysis:
+        print(f"  index {args.index}: {report.analysis}")
     return 1 if report.failed else 0

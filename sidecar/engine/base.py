@@ -24,6 +24,8 @@ class Engine:
     templates_subdir = "search"
     # Search mode -> the engine module its first stage needs beyond the core (none by default).
     mode_modules: dict[str, str] = {}
+    # The module with the language analyzers (`english`) that es_templates/index/documents.json names.
+    analysis_module = "analysis-common"
     # Whether Elasticsearch clients accept the engine's own answers (product header, media types).
     speaks_elastic_clients = False
     # Whether the engine has the async search API (POST /<index>/_async_search, GET /_async_search/<id>).
@@ -72,14 +74,17 @@ class Engine:
         path = directory / self.templates_subdir / f"{template_id}{TEMPLATE_SUFFIX}"
         return json.loads(mustache.render(path.read_text(), params))
 
+    def modules(self, client) -> frozenset[str]:
+        """Return the names of the modules and plugins of the cluster behind `client`."""
+        nodes = client.nodes.info(metric="plugins")["nodes"].values()
+        return frozenset(m["name"] for node in nodes for m in node.get("modules", []) + node.get("plugins", []))
+
     def missing_module(self, client, mode: str) -> str | None:
         """Return the module `mode` needs that the cluster behind `client` lacks, else None."""
         module = self.mode_modules.get(mode)
         if module is None:
             return None
-        nodes = client.nodes.info(metric="plugins")["nodes"].values()
-        have = {m["name"] for node in nodes for m in node.get("modules", []) + node.get("plugins", [])}
-        return None if module in have else module
+        return None if module in self.modules(client) else module
 
     def search_pipelines(self, directory: Path = TEMPLATES_DIR) -> dict[str, dict]:
         """Return {pipeline id: body} of the search pipelines this engine needs (none by default)."""

@@ -38,6 +38,9 @@ class InstallReport:
     # Template id -> the engine's error, for templates the engine refused (e.g. an Elasticsearch
     # without the lang-mustache module); the rest is installed anyway.
     failed: dict[str, str] = dataclasses.field(default_factory=dict)
+    # Why the index was created with the engine's standard analysis instead of the mapping's
+    # analyzers (a cluster without the analysis-common module); "" when it has them.
+    analysis: str = ""
 
 
 def index_mappings(directory: Path = TEMPLATES_DIR) -> list[str]:
@@ -67,15 +70,25 @@ def install(client: OpenSearch, index: str | None = None, *, recreate: bool = Fa
     """Put the engine's templates and pipelines in place (idempotent); create `index`
     (index/<mapping>.json) if given and absent. The engine is detected when not given."""
     engine = engine or engine_for_client(client)
-    created = False
+    created, analysis = False, ""
     if index:
         exists = client.indices.exists(index=index)
         if exists and recreate:
             client.indices.delete(index=index)
             exists = False
         if not exists:
-            client.indices.create(index=index, body=index_body(directory, dimension=dimension, mapping=mapping,
-                                                               engine=engine))
+            body = index_body(directory, dimension=dimension, mapping=mapping, engine=engine)
+            try:
+                client.indices.create(index=index, body=body)
+            except TransportError as exc:
+                # An engine without the language analyzers (Elasticsearch's integ-test-zip lacks
+                # analysis-common) refuses the mapping: create it with standard analysis, and say so.
+                if exc.status_code != 400 or not _analyzers(body) or engine.analysis_module in engine.modules(client):
+                    raise
+                analysis = (f"standard analysis instead of {', '.join(sorted(set(_analyzers(body).values())))}: "
+                            f"{engine.name} here lacks the {engine.analysis_module} module ({_reason(exc)})")
+                log.warning("index_analysis_fallback engine=%s index=%s reason=%r", engine.name, index, analysis)
+                client.indices.create(index=index, body=_without_analyzers(body))
             created = True
     templates = engine.search_templates(directory)
     installed, failed = [], {}
@@ -94,7 +107,19 @@ def install(client: OpenSearch, index: str | None = None, *, recreate: bool = Fa
     log.info("installed engine=%s index=%s created=%s templates=%s pipelines=%s", engine.name, index, created,
              ",".join(installed), ",".join(pipes))
     return InstallReport(index_created=created, templates=installed, pipelines=list(pipes), engine=engine.name,
-                         failed=failed)
+                         failed=failed, analysis=analysis)
+
+
+def _analyzers(body: dict) -> dict[str, str]:
+    """{field: analyzer} of the mapping's top-level text fields that name one."""
+    properties = body.get("mappings", {}).get("properties", {})
+    return {name: spec["analyzer"] for name, spec in properties.items() if isinstance(spec, dict) and "analyzer" in spec}
+
+
+def _without_analyzers(body: dict) -> dict:
+    properties = {name: ({k: v for k, v in spec.items() if k != "analyzer"} if isinstance(spec, dict) else spec)
+                  for name, spec in body["mappings"]["properties"].items()}
+    return {**body, "mappings": {**body["mappings"], "properties": properties}}
 
 
 def _reason(exc: TransportError) -> str:
