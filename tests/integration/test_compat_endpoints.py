@@ -4,6 +4,8 @@ import math
 import pytest
 import requests
 
+from tests.conftest import BROAD_QUERY
+
 pytestmark = pytest.mark.integration
 
 # The request examples of the public API references, verbatim in substance.
@@ -123,7 +125,7 @@ def test_malformed_json_is_400(sidecar_url):
 def test_rescore_api_reorders_es_hits_and_keeps_the_rest(engine_stack):
     # Hits as each engine returns them (its own _index, _score, _source shape), rescored by the sidecar.
     search = post(f"{engine_stack.url}/{engine_stack.index}/_search",
-                  {"query": {"match": {"text": "the a of and"}}, "size": 12}).json()
+                  {"query": BROAD_QUERY, "size": 12}).json()
     hits = search["hits"]["hits"]
     assert len(hits) == 12
     out = post(f"{engine_stack.sidecar}/v1/rescore", {"query": "electricity from sunlight", "hits": hits,

@@ -8,11 +8,12 @@ from sidecar.api.errors import RerankFailed
 from sidecar.engine import engine_for_client
 from sidecar.search.flow import search_with_rerank
 from sidecar.search.syntax import RerankDefaults, plan_search
+from tests.conftest import BROAD_QUERY
 
 pytestmark = pytest.mark.integration
 
 QUERY = "how do solar panels produce electricity"
-BROAD = {"query": {"match": {"text": {"query": "the a of and to in for with", "operator": "or"}}}}
+BROAD = {"query": BROAD_QUERY}
 
 
 def ids(body: dict) -> list[str]:

@@ -12,14 +12,14 @@ from sidecar.experiments.feedback import parse_event
 from sidecar.experiments.report import build_report
 from sidecar.rerank.options import RerankerOptions
 from sidecar.search.feedback_store import feedback_index_body
-from tests.conftest import ROOT, start_sidecar, stop_process
+from tests.conftest import BROAD_QUERY, ROOT, start_sidecar, stop_process
 from tests.servers import TeiReranker
 
 pytestmark = pytest.mark.integration
 
 FEEDBACK_INDEX = "feedback-it"
 QUERY = "how do solar panels produce electricity"
-BROAD = {"query": {"match": {"text": {"query": "the a of and to in for with", "operator": "or"}}}}
+BROAD = {"query": BROAD_QUERY}
 EXPERIMENTS = {"experiments": [
     {"name": "window-test", "salt": "it", "unit": "user", "indices": ["demo-test"],
      "variants": [{"name": "control", "weight": 50},

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, free_port, start_sidecar, stop_process, wait_for
+from tests.conftest import BROAD_QUERY, ROOT, free_port, start_sidecar, stop_process, wait_for
 from tests.servers import TeiReranker
 
 pytestmark = pytest.mark.integration
 
-BROAD = {"query": {"match": {"text": {"query": "the a of and to in for with", "operator": "or"}}}}
+BROAD = {"query": BROAD_QUERY}
 QUEUE_SIZE = 8
 
 

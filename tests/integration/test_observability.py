@@ -10,11 +10,11 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import start_sidecar, stop_process
+from tests.conftest import BROAD_QUERY, start_sidecar, stop_process
 
 pytestmark = pytest.mark.integration
 
-BROAD = {"query": {"match": {"text": {"query": "the a of and to in for with", "operator": "or"}}}}
+BROAD = {"query": BROAD_QUERY}
 
 
 def rerank_body(query: str, **options) -> dict:

@@ -5,13 +5,13 @@ import requests
 from sidecar.search.ingest import ingest
 from sidecar.search.ml_pipeline import install_ml_rerank
 from sidecar.search.templates import install
-from tests.conftest import DEMO_CORPUS
+from tests.conftest import BROAD_QUERY, DEMO_CORPUS
 
 pytestmark = pytest.mark.integration
 
 INDEX = "demo-native"
 QUERY = "how do solar panels produce electricity"
-BROAD = {"query": {"match": {"text": "the a of and to in"}}, "size": 30}
+BROAD = {"query": BROAD_QUERY, "size": 30}
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,12 @@ import pytest
 import requests
 from opensearchpy import OpenSearch
 
+from tests.conftest import BROAD_QUERY
+
 pytestmark = pytest.mark.integration
 
 QUERY = "how do solar panels produce electricity"
-BROAD = {"query": {"match": {"text": {"query": "the a of and to in for with", "operator": "or"}}}}
+BROAD = {"query": BROAD_QUERY}
 
 
 def ids(body: dict) -> list[str]:

@@ -13,7 +13,7 @@ import requests
 from sidecar import create_app
 from sidecar.config import Settings
 from sidecar.engine.client import ConnectionInfo, OpenSearchGateway, OpenSearchUnavailable, make_client
-from tests.conftest import free_port, start_sidecar, stop_process
+from tests.conftest import BROAD_QUERY, free_port, start_sidecar, stop_process
 from tests.servers import RecordingServer
 
 pytestmark = pytest.mark.integration
@@ -115,7 +115,7 @@ def test_secrets_never_reach_the_log(opensearch_url, demo_index):
         RESCORE_REMOTE_URL=f"http://127.0.0.1:{free_port()}", RESCORE_REMOTE_TIMEOUT_S="1")
     ok, proxy_ok = {"Authorization": f"Bearer {API_KEY}"}, {"Authorization": f"Bearer {PROXY_KEY}"}
     wrong = {"Authorization": f"Bearer {WRONG_KEY}"}
-    rerank_body = {"query": {"match": {"text": {"query": "the a of and to in", "operator": "or"}}},
+    rerank_body = {"query": BROAD_QUERY,
                    "ext": {"rerank": {"query_context": {"query_text": "solar"}, "window_size": 5}}}
     try:
         statuses = [

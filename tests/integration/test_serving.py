@@ -21,7 +21,7 @@ import requests
 
 from sidecar.experiments.serving_bench import mixed_load, slow_clients
 from sidecar.experiments.soak import worker_pids
-from tests.conftest import DEMO_CORPUS, ROOT, free_port, start_sidecar, stop_process
+from tests.conftest import BROAD_QUERY, DEMO_CORPUS, ROOT, free_port, start_sidecar, stop_process
 
 pytestmark = pytest.mark.integration
 
@@ -178,7 +178,7 @@ def test_stopped_or_reloaded_workers_answer_every_request_in_flight(stack, demo_
     lock = threading.Lock()
 
     def search(i: int) -> None:
-        body = {"query": {"match": {"text": "the a of and"}}, "size": 30,
+        body = {"query": BROAD_QUERY, "size": 30,
                 "ext": {"rerank": {"query_context": {"query_text": f"drain {how} {i} unseen text"},
                                    "window_size": 30, "timeout_ms": 20000}}}
         try:

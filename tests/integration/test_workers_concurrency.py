@@ -7,11 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.conftest import start_sidecar, stop_process
+from tests.conftest import BROAD_QUERY, start_sidecar, stop_process
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-BROAD = {"query": {"match": {"text": {"query": "the a of and to in for with", "operator": "or"}}}}
+BROAD = {"query": BROAD_QUERY}
 # One pair per batch (RESCORE_MAX_BATCH_SIZE=1): the INT8 cross-encoder's dynamic quantization
 # ranges are per batch, so only batch-independent scoring makes scores exactly comparable; any
 # mix-up between concurrent requests or workers then shows as a difference of whole logits.
