@@ -46,8 +46,9 @@ def _trusted(ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None, trusted: 
     return ip is not None and any(ip in network for network in trusted)
 
 
-def install(app: Flask, trusted_proxies: Sequence[Network] = ()) -> None:
-    """Register before/after/teardown hooks on app; X-Forwarded-For counts from trusted_proxies only."""
+def install(app: Flask, trusted_proxies: Sequence[Network] = (), count_requests: bool = True) -> None:
+    """Register before/after/teardown hooks on app; X-Forwarded-For counts from trusted_proxies only;
+    count_requests=False leaves the request counters to the front that handed the request over."""
 
     @app.before_request
     def _start() -> None:
@@ -69,7 +70,8 @@ def install(app: Flask, trusted_proxies: Sequence[Network] = ()) -> None:
         seconds = time.perf_counter() - started
         endpoint = request.endpoint or "unmatched"
         response.headers[REQUEST_ID_HEADER] = g.rescore_request_id
-        metrics().observe_request(endpoint, request.method, response.status_code, seconds)
+        if count_requests:
+            metrics().observe_request(endpoint, request.method, response.status_code, seconds)
         tracing.set_attributes(g.get("rescore_span"), status=response.status_code)
         access_log.info("request method=%s path=%s endpoint=%s status=%d duration_ms=%.1f bytes=%s remote=%s "
                         "peer=%s", request.method, request.path, endpoint, response.status_code, seconds * 1000,
