@@ -204,7 +204,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from sidecar import memtrim
 
     settings = settings or Settings.from_env()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, role="pool" if settings.serving_role == "pool" else "")
     memtrim.start(settings.malloc_trim_s)
     observability_metrics.configure(settings.metrics_dir, settings.eval_metrics_file)
     tracing.configure(settings.tracing)
@@ -214,8 +214,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["rescore"] = services
     register_error_handlers(app)
     response_format.install(app)
-    # The pool's requests were counted by the front that handed them over.
-    observability_http.install(app, settings.trusted_proxy_networks, count_requests=settings.serving_role != "pool")
+    observability_http.install(app, settings.trusted_proxy_networks, behind_front=settings.serving_role == "pool")
     request_body.install(app)
     auth.install(app)
     allowlist.install(app, blueprints=frozenset({search.bp.name, proxy.bp.name}))
@@ -236,5 +235,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         except Exception:
             log.exception("reranker preload failed backend=%s; searches fall back to first-stage order",
                           settings.reranker.backend)
-    log.info("sidecar ready settings=%s", settings.redacted())
+    log.info("%s ready settings=%s", "rerank pool" if settings.serving_role == "pool" else "sidecar",
+             settings.redacted())
     return app

@@ -24,6 +24,8 @@ else:
     bind = f"{_settings.host}:{_settings.port}"
     workers = _settings.workers
 _with_pool = not _pool_role and _settings.rerank_pool_workers > 0
+# How long the front's start waits for the pool's first worker (an 8B model loads in minutes).
+_POOL_READY_TIMEOUT_S = 900.0
 # I/O threads: plain pass-through and search requests; reranks are bounded separately
 # (RESCORE_RERANK_SLOTS) so they never take every thread.
 threads = _settings.threads
@@ -67,7 +69,8 @@ if _settings.log_format == "json":
     logconfig_dict = {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "sidecar.observability.logs.JsonFormatter"}},
+        "formatters": {"json": {"()": "sidecar.observability.logs.JsonFormatter",
+                                "role": "pool" if _pool_role else ""}},
         "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json",
                                  "stream": "ext://sys.stderr"}},
         "loggers": {"gunicorn.error": {"handlers": ["console"], "level": _settings.log_level, "propagate": False}},
@@ -99,7 +102,7 @@ def on_starting(server):
 
         supervisor = PoolSupervisor(dict(os.environ), logger=server.log)
         os.environ["RESCORE_RERANK_POOL_SOCKET"] = supervisor.socket_path
-        supervisor.start()
+        supervisor.start(ready_timeout_s=_POOL_READY_TIMEOUT_S)
         server.rescore_pool = supervisor  # on the arbiter: a reload (SIGHUP) re-reads this file
 
 

@@ -56,21 +56,29 @@ class PoolSupervisor:
         self._process: subprocess.Popen | None = None
         self.restarts = 0
 
-    def start(self, ready_timeout_s: float = 60.0) -> None:
-        """Start the pool and its watcher; wait until its socket accepts connections (or the timeout)."""
+    def start(self, ready_timeout_s: float) -> None:
+        """Start the pool and its watcher; wait until a pool worker answers (it has loaded its model
+        when RESCORE_PRELOAD_MODEL is on), as the front's own workers did before there was a pool."""
         self._spawn()
         threading.Thread(target=self._watch, name="rerank-pool-supervisor", daemon=True).start()
         if not self.wait_ready(ready_timeout_s):
-            self._log.warning("rerank_pool_not_listening socket=%s after_s=%.0f; model requests are served by the "
-                        "front until it is", self.socket_path, ready_timeout_s)
+            self._log.warning("rerank_pool_not_ready socket=%s after_s=%.0f; reranks answer in first-stage order "
+                              "until it is", self.socket_path, ready_timeout_s)
 
     def wait_ready(self, timeout_s: float) -> bool:
+        """Return whether a pool worker answered GET /health within timeout_s."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
+            process = self._process
+            if process is not None and process.poll() is not None:
+                return False  # it exited (bad settings: its own log says why)
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+                probe.settimeout(max(0.1, deadline - time.monotonic()))
                 try:
                     probe.connect(self.socket_path)
-                    return True
+                    probe.sendall(b"GET /health HTTP/1.1\r\nHost: rerank-pool\r\nConnection: close\r\n\r\n")
+                    if probe.recv(12).startswith(b"HTTP/1.1 200"):
+                        return True
                 except OSError:
                     pass
             time.sleep(0.1)

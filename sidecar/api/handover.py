@@ -23,7 +23,8 @@ import threading
 from flask import Flask, Response, current_app, g, request
 
 from sidecar.api.proxy import raw_path
-from sidecar.observability.http import REQUEST_ID_HEADER
+from sidecar.observability.http import ARRIVAL_HEADER, REQUEST_ID_HEADER
+from sidecar.rerank.deadline import arrival
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ MODEL_ENDPOINTS = frozenset({"rerank_compat.rerank_v1", "rerank_compat.rerank_v2
 # Not forwarded either way: they describe one connection, not the request (RFC 9110 §7.6.1).
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
                          "upgrade", "content-length", "host"})
+# The front's gunicorn writes its own Server and Date on every response: the pool's would repeat them.
+_FROM_POOL_DROPPED = _HOP_BY_HOP | {"server", "date"}
 
 
 class PoolUnreachable(RuntimeError):
@@ -113,10 +116,15 @@ def handover() -> Response | None:
     pool = pool_of(current_app)
     if pool is None:
         return None
+    own = {REQUEST_ID_HEADER.lower(), ARRIVAL_HEADER.lower()}
     headers = [(name, value) for name, value in request.headers.items()
-               if name.lower() not in _HOP_BY_HOP and name.lower() != REQUEST_ID_HEADER.lower()]
-    # The pool uses the front's request id: the caller sees one id in X-Request-Id, ext and the logs.
+               if name.lower() not in _HOP_BY_HOP and name.lower() not in own]
+    # The pool uses the front's request id (the caller sees one id in X-Request-Id, ext and the logs)
+    # and its arrival time (the rerank deadline covers the handover and the pool's queue).
     headers.append((REQUEST_ID_HEADER, g.rescore_request_id))
+    arrived = arrival()
+    if arrived is not None:
+        headers.append((ARRIVAL_HEADER, repr(arrived)))
     target = raw_path() + (f"?{request.query_string.decode('latin-1')}" if request.query_string else "")
     try:
         status, pool_headers, body = pool.send(request.method, target, headers, request.get_data(cache=True))
@@ -126,7 +134,7 @@ def handover() -> Response | None:
     response = Response(body, status=status)
     response.headers.clear()
     for name, value in pool_headers:
-        if name.lower() not in _HOP_BY_HOP:
+        if name.lower() not in _FROM_POOL_DROPPED:
             response.headers.add(name, value)
     return response
 

@@ -136,7 +136,8 @@ def _decide(endpoint: str, index: str | None, body: Any, params: dict[str, str],
         return NO_POLICY
     decision = services.policies.decide(endpoint, index, request.headers, body, params,
                                         services.index_resolver.names, template_params=template_params)
-    if decision.policy is not None and decision.reason is not None:
+    # A skip is counted where the request came in: the front, not again by a pool it was handed to.
+    if decision.policy is not None and decision.reason is not None and services.settings.serving_role != "pool":
         metrics().observe_policy(decision.policy.name, f"skipped_{decision.reason}")
     return decision
 
@@ -157,7 +158,10 @@ def _runs_model(body: Any, decision: Decision) -> bool:
     if isinstance(retriever, dict) and has_nested_reranker(retriever):
         return True
     services = _services()
-    return plan_search(body, services.rerank_defaults, services.engine.get()).rerank is not None
+    try:
+        return plan_search(body, services.rerank_defaults, services.engine.get()).rerank is not None
+    except Exception:  # a bad rerank block, an engine that cannot be reached: the pool answers it as
+        return True    # before (one msearch entry's error stays that entry's)
 
 
 def _handed_over(body: Any, decision: Decision) -> Response | None:
