@@ -109,8 +109,21 @@ class Services:
             return self._embedder
 
     @property
+    def front_of_pool(self) -> bool:
+        """Whether a rerank pool serves this process's model requests (the front holds no model)."""
+        return self.settings.serving_role == "front" and bool(self.settings.rerank_pool_socket)
+
+    @property
     def reranker(self):
-        """The rerank service, built on first use (or at start-up with preload_model)."""
+        """The rerank service, built on first use (or at start-up with preload_model).
+
+        A front of a rerank pool builds none: it serves a model request only when the pool did not
+        answer, and then as a reranker fault (first-stage order, status error).
+        """
+        if self.front_of_pool:
+            from sidecar.backends.base import BackendError
+
+            raise BackendError(f"the rerank pool did not answer (socket {self.settings.rerank_pool_socket})")
         with self._lock:
             if self._reranker is None:
                 from sidecar.rerank.service import build_reranker
@@ -126,7 +139,7 @@ class Services:
 
     def reranker_for(self, options):
         """Return the reranker for these options: the default one for None, else built once and cached."""
-        if options is None or options == self.settings.reranker:
+        if options is None or options == self.settings.reranker or self.front_of_pool:
             return self.reranker
         with self._variant_lock:
             service = self._variant_rerankers.get(options)
@@ -171,10 +184,16 @@ class Services:
         self.gateway.close()
 
 
+def pool_timeout_s(settings: Settings) -> float:
+    """How long a front waits for the rerank pool's answer: longer than the pool's own graceful stop
+    (sidecar/gunicorn.conf.py), so only a hung pool runs into it."""
+    return 2 * (settings.rerank_timeout_ms / 1000 + 2 * settings.opensearch_timeout_s) + 10
+
+
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app: the only place where services are wired together."""
-    from sidecar.api import (admin, allowlist, auth, elastic_compat, feedback, openapi, proxy, request_body, rerank_compat,
-                             rescore, response_format, search, ui)
+    from sidecar.api import (admin, allowlist, auth, elastic_compat, feedback, handover, openapi, proxy, request_body,
+                             rerank_compat, rescore, response_format, search, ui)
     from sidecar.api.errors import register_error_handlers
 
     from sidecar.observability import http as observability_http
@@ -185,7 +204,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     from sidecar import memtrim
 
     settings = settings or Settings.from_env()
-    configure_logging(settings.log_level, settings.log_format)
+    configure_logging(settings.log_level, settings.log_format, role="pool" if settings.serving_role == "pool" else "")
     memtrim.start(settings.malloc_trim_s)
     observability_metrics.configure(settings.metrics_dir, settings.eval_metrics_file)
     tracing.configure(settings.tracing)
@@ -195,7 +214,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["rescore"] = services
     register_error_handlers(app)
     response_format.install(app)
-    observability_http.install(app, settings.trusted_proxy_networks)
+    observability_http.install(app, settings.trusted_proxy_networks, behind_front=settings.serving_role == "pool")
     request_body.install(app)
     auth.install(app)
     allowlist.install(app, blueprints=frozenset({search.bp.name, proxy.bp.name}))
@@ -208,11 +227,14 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.register_blueprint(openapi.bp)
     app.register_blueprint(ui.bp)
     app.register_blueprint(proxy.bp)  # last: its catch-all route must not shadow ours
-    if settings.preload_model:
+    if services.front_of_pool:  # after auth and allowlist: a request is checked here before it is sent on
+        handover.install(app, settings.rerank_pool_socket, timeout_s=pool_timeout_s(settings))
+    elif settings.preload_model:
         try:
             services.reranker.warmup()
         except Exception:
             log.exception("reranker preload failed backend=%s; searches fall back to first-stage order",
                           settings.reranker.backend)
-    log.info("sidecar ready settings=%s", settings.redacted())
+    log.info("%s ready settings=%s", "rerank pool" if settings.serving_role == "pool" else "sidecar",
+             settings.redacted())
     return app

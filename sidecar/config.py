@@ -74,6 +74,17 @@ class Settings:
     # traffic always finds a free thread.
     workers: int = 1
     threads: int = 64
+    # Rerank pool (README "Serving"): gunicorn workers of a second process group, at lower CPU
+    # priority, that serves every request needing the model (reranked searches, an msearch with a
+    # reranked entry, /v1/rerank, /rerank, /score, /v1/rescore, /v1/compare); the workers above hand
+    # those over and keep plain traffic to themselves. 0 = no pool: the workers above rerank.
+    rerank_pool_workers: int = 1
+    # Niceness (0..19) of the pool's processes and of their scheduling group (autogroup).
+    rerank_pool_nice: int = 5
+    # Set by gunicorn.conf.py, not by hand: the pool's unix socket, in the front workers'
+    # environment (empty: this process serves model requests itself); and "pool" in the pool's.
+    rerank_pool_socket: str = ""
+    serving_role: str = "front"
     # Keys (comma-separated) for the sidecar's own endpoints: /v1/*, /v2/rerank, /rerank, /score
     # (empty = open), sent as "Authorization: Bearer <key>" or "X-Rescore-Api-Key: <key>".
     # /health, /ready and /metrics stay open for probes.
@@ -190,6 +201,11 @@ class Settings:
             raise SettingsError(f"{ENV_PREFIX}ENGINE must be auto, opensearch or elasticsearch, got {self.engine!r}")
         if not 0 < self.port < 65536:
             raise SettingsError(f"{ENV_PREFIX}PORT must be in 1..65535, got {self.port}")
+        if self.rerank_pool_workers < 0 or not 0 <= self.rerank_pool_nice <= 19:
+            raise SettingsError(f"{ENV_PREFIX}RERANK_POOL_WORKERS must be >= 0 and {ENV_PREFIX}RERANK_POOL_NICE "
+                                "in 0..19")
+        if self.serving_role not in ("front", "pool"):
+            raise SettingsError(f"{ENV_PREFIX}SERVING_ROLE must be front or pool (set by gunicorn.conf.py)")
         for name in ("workers", "threads", "max_body_bytes"):
             if getattr(self, name) < 1:
                 raise SettingsError(f"{ENV_PREFIX}{name.upper()} must be >= 1")

@@ -8,9 +8,24 @@ from gunicorn.glogging import Logger
 from sidecar.config import Settings
 
 _settings = Settings.from_env()
+# The rerank pool (RESCORE_RERANK_POOL_WORKERS, sidecar/pool_process.py) runs this same file with
+# RESCORE_SERVING_ROLE=pool: bound to its private unix socket, its own worker count, niced.
+_pool_role = _settings.serving_role == "pool"
 
-bind = f"{_settings.host}:{_settings.port}"
-workers = _settings.workers
+if _pool_role:
+    from sidecar.rerank.priority import lower_process_priority
+
+    bind = f"unix:{_settings.rerank_pool_socket}"
+    workers = max(1, _settings.rerank_pool_workers)
+    # The master and the workers it forks: below the front's request threads when the CPU is busy.
+    lower_process_priority(_settings.rerank_pool_nice)
+    control_socket_disable = True  # the front's master has gunicorn's control socket
+else:
+    bind = f"{_settings.host}:{_settings.port}"
+    workers = _settings.workers
+_with_pool = not _pool_role and _settings.rerank_pool_workers > 0
+# How long the front's start waits for the pool's first worker (an 8B model loads in minutes).
+_POOL_READY_TIMEOUT_S = 900.0
 # I/O threads: plain pass-through and search requests; reranks are bounded separately
 # (RESCORE_RERANK_SLOTS) so they never take every thread.
 threads = _settings.threads
@@ -54,7 +69,8 @@ if _settings.log_format == "json":
     logconfig_dict = {
         "version": 1,
         "disable_existing_loggers": False,
-        "formatters": {"json": {"()": "sidecar.observability.logs.JsonFormatter"}},
+        "formatters": {"json": {"()": "sidecar.observability.logs.JsonFormatter",
+                                "role": "pool" if _pool_role else ""}},
         "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "json",
                                  "stream": "ext://sys.stderr"}},
         "loggers": {"gunicorn.error": {"handlers": ["console"], "level": _settings.log_level, "propagate": False}},
@@ -67,16 +83,27 @@ if _settings.log_format == "json":
 # directory must be in the environment before any worker imports prometheus_client.
 _metrics_dir = _settings.metrics_dir
 _own_metrics_dir = False
-if workers > 1 and not _metrics_dir:
+if (workers > 1 or _with_pool) and not _metrics_dir:
     _metrics_dir = tempfile.mkdtemp(prefix="rescore-metrics-")
     _own_metrics_dir = True
 if _metrics_dir:
     os.makedirs(_metrics_dir, exist_ok=True)
-    for _stale in os.listdir(_metrics_dir):  # values of a previous run would be summed in
-        if _stale.endswith(".db"):
+    for _stale in [] if _pool_role else os.listdir(_metrics_dir):  # values of a previous run would be
+        if _stale.endswith(".db"):                                    # summed in (the front clears them)
             os.remove(os.path.join(_metrics_dir, _stale))
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
     os.environ["RESCORE_METRICS_DIR"] = _metrics_dir
+
+
+def on_starting(server):
+    """Start the rerank pool before the front's workers, which find its socket in their environment."""
+    if _with_pool:
+        from sidecar.pool_process import PoolSupervisor
+
+        supervisor = PoolSupervisor(dict(os.environ), logger=server.log)
+        os.environ["RESCORE_RERANK_POOL_SOCKET"] = supervisor.socket_path
+        supervisor.start(ready_timeout_s=_POOL_READY_TIMEOUT_S)
+        server.rescore_pool = supervisor  # on the arbiter: a reload (SIGHUP) re-reads this file
 
 
 def child_exit(server, worker):
@@ -88,5 +115,8 @@ def child_exit(server, worker):
 
 
 def on_exit(server):
+    supervisor = getattr(server, "rescore_pool", None)
+    if supervisor is not None:
+        supervisor.stop(graceful_timeout)
     if _own_metrics_dir:
         shutil.rmtree(_metrics_dir, ignore_errors=True)

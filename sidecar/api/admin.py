@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify
 
 from sidecar.api.auth import is_authenticated
+from sidecar.api.handover import handover
 from sidecar.engine.client import OpenSearchUnavailable
 from sidecar.observability.metrics import CONTENT_TYPE, metrics
 from sidecar.observability.redact import redact_url
@@ -26,6 +27,12 @@ def ready():
     RESCORE_API_KEYS is set) only the status and the circuit state are shown.
     """
     services = current_app.extensions["rescore"]
+    pool_down = False
+    if services.front_of_pool:  # the model lives in the rerank pool: its readiness is the answer
+        handed = handover()
+        if handed is not None:
+            return handed
+        pool_down = True
     opensearch_ok = services.gateway.ping()
     engine = None
     if opensearch_ok:
@@ -33,7 +40,8 @@ def ready():
             engine = services.engine.refresh().name  # re-detected after an outage
         except OpenSearchUnavailable:
             opensearch_ok = False
-    reranker = services.reranker_health()
+    reranker = ({"status": "error", "error": "the rerank pool did not answer"} if pool_down
+                else services.reranker_health())
     ok = opensearch_ok and reranker.get("status") in ("ok", "lazy")
     body = {"status": "ready" if ok else "not_ready", "circuit": services.breaker.snapshot().as_dict()}
     if is_authenticated():

@@ -14,6 +14,7 @@ from opensearchpy.exceptions import SerializationError
 
 from sidecar.api.errors import BadRequest, UpstreamUnavailable, engine_challenges
 from sidecar.api.experiment_hook import RequestIdentity, plan_experiment, request_identity
+from sidecar.api.handover import handover
 from sidecar.api.proxy import forward_current_request
 from sidecar.api.response_format import OUTPUT_PARAMS, current_output_options, render
 from sidecar.api.schemas import decoded_body, parse_json
@@ -135,7 +136,8 @@ def _decide(endpoint: str, index: str | None, body: Any, params: dict[str, str],
         return NO_POLICY
     decision = services.policies.decide(endpoint, index, request.headers, body, params,
                                         services.index_resolver.names, template_params=template_params)
-    if decision.policy is not None and decision.reason is not None:
+    # A skip is counted where the request came in: the front, not again by a pool it was handed to.
+    if decision.policy is not None and decision.reason is not None and services.settings.serving_role != "pool":
         metrics().observe_policy(decision.policy.name, f"skipped_{decision.reason}")
     return decision
 
@@ -144,6 +146,27 @@ def _needs_sidecar(body: Any, decision: Decision) -> bool:
     """Return whether the sidecar must run this body itself (own rerank, policy rerank, opt-out to strip)."""
     return (decision.rerank or wants_rerank(body) or opts_out(body)
             or (isinstance(body, dict) and "retriever" in body))
+
+
+def _runs_model(body: Any, decision: Decision) -> bool:
+    """Return whether serving this body reranks (a front then hands the request to the rerank pool)."""
+    if decision.rerank:
+        return True
+    if not isinstance(body, dict):
+        return False
+    retriever = body.get("retriever")
+    if isinstance(retriever, dict) and has_nested_reranker(retriever):
+        return True
+    services = _services()
+    try:
+        return plan_search(body, services.rerank_defaults, services.engine.get()).rerank is not None
+    except Exception:  # a bad rerank block, an engine that cannot be reached: the pool answers it as
+        return True    # before (one msearch entry's error stays that entry's)
+
+
+def _handed_over(body: Any, decision: Decision) -> Response | None:
+    """The rerank pool's answer to this request when it reranks and a pool serves reranks, else None."""
+    return handover() if _services().front_of_pool and _runs_model(body, decision) else None
 
 
 def _status_of(result: dict | None, decision: Decision) -> tuple[str | None, str | None]:
@@ -198,6 +221,9 @@ def search(index: str | None):
     decision = _decide("search", index, body, params)
     if not _needs_sidecar(body, decision):
         return _tag(forward_current_request(), [_status_of(None, decision)])
+    handed = _handed_over(body, decision)
+    if handed is not None:
+        return handed
     try:
         result = _run_plain_or_rerank(index, body, params, decision=decision)
     except UpstreamError as exc:
@@ -226,6 +252,9 @@ def search_template(index: str | None):
         decision = _decide("search_template", index, rendered, params, template_params)
         if not _needs_sidecar(rendered, decision):
             return _tag(forward_current_request(body), [_status_of(None, decision)])
+        handed = _handed_over(rendered, decision)
+        if handed is not None:
+            return handed
         result = _run_plain_or_rerank(index, rendered, params, decision=decision)
     except UpstreamError as exc:
         return _engine_error(exc.status, exc.body)
@@ -261,6 +290,9 @@ def async_search(index: str | None):
     decision = _decide("async_search", index, body, params)
     if not _needs_sidecar(body, decision):
         return _tag(forward_current_request(), [_status_of(None, decision)])
+    handed = _handed_over(body, decision)
+    if handed is not None:
+        return handed
     started = int(time.time() * 1000)
     try:
         result = _run_plain_or_rerank(index, body, params, decision=decision)
@@ -337,6 +369,10 @@ def msearch(index: str | None, templated: bool):
         bodies.append(body)
     if not filled_any and not any(b is not None and _needs_sidecar(b, d) for b, d in zip(bodies, decisions)):
         return _tag(forward_current_request(), [_status_of(None, d) for d in decisions])
+    if services.front_of_pool and any(b is not None and _runs_model(b, d) for b, d in zip(bodies, decisions)):
+        handed = handover()  # the whole msearch: its entries share one answer
+        if handed is not None:
+            return handed
     started = time.perf_counter()
     identity = request_identity()  # the entries run outside the request context
     app = current_app._get_current_object()

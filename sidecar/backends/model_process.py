@@ -36,6 +36,7 @@ from sidecar import memtrim
 from sidecar.backends import base
 from sidecar.backends.base import Backend, BackendError, BatchItem, InputFormat, TokenizerSpec
 from sidecar.observability.logs import JsonFormatter
+from sidecar.rerank.priority import lower_process_priority
 from sidecar.rerank.options import OptionsError, RerankerOptions
 
 logger = logging.getLogger(__name__)
@@ -166,22 +167,6 @@ class ModelProcessBackend(Backend):
                 process.wait(timeout=5)
 
 
-def _lower_priority(nice: int) -> None:
-    """Rank this process below the worker's request threads when both want the CPU.
-
-    Its own session is its own autogroup on a plain host, and the kernel weighs autogroups against
-    each other by the group's nice value, not by the niceness of the processes inside: without the
-    group's value the model would take as much CPU as the whole worker. Inside a container's cgroup
-    autogroups do not apply and the process niceness does the ranking.
-    """
-    os.nice(max(0, nice - os.nice(0)))
-    try:
-        with open("/proc/self/autogroup", "w") as group:
-            group.write(str(nice))
-    except OSError:  # a kernel without autogroups (or not Linux): the niceness above is what counts
-        pass
-
-
 def _serve(conn: Connection) -> None:
     """The child's loop: build the backend from the first message, then answer batches until closed."""
     from sidecar.backends import create_backend
@@ -191,7 +176,7 @@ def _serve(conn: Connection) -> None:
     configure_logging(logging.getLevelName(worker["level"]), worker["format"])  # as the worker logs
     memtrim.start(worker["malloc_trim_s"])  # ONNX Runtime's freed buffers go back to the OS here too
     if options.model_nice:
-        _lower_priority(options.model_nice)
+        lower_process_priority(options.model_nice)
     try:
         backend = create_backend(options)
         spec = backend.tokenizer_spec()

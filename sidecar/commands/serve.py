@@ -9,11 +9,11 @@ import argparse
 import json
 import os
 import sys
-from pathlib import Path
 
 from sidecar.commands.common import positive_int
 from sidecar.config import ENV_PREFIX, Settings
 from sidecar.observability.redact import redact_url
+from sidecar.pool_process import gunicorn_argv
 from sidecar.rerank.options import BACKENDS
 
 HELP = "run the sidecar under gunicorn (or --check its settings)"
@@ -56,12 +56,6 @@ def env_overrides(args: argparse.Namespace) -> dict[str, str]:
             for name in FLAG_FIELDS if getattr(args, name) is not None}
 
 
-def gunicorn_argv() -> list[str]:
-    """Return the command that runs the sidecar: this interpreter's gunicorn with the packaged config."""
-    config = Path(__file__).resolve().parents[1] / "gunicorn.conf.py"
-    return [sys.executable, "-m", "gunicorn", "-c", str(config), "sidecar.wsgi:app"]
-
-
 def run(args: argparse.Namespace) -> int:
     # The child (gunicorn.conf.py, create_app) reads its settings through sidecar/config.py from the
     # environment, so the flags are handed over as RESCORE_* variables rather than arguments.
@@ -71,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(settings.redacted(), indent=2, sort_keys=True))
         return 0
     print(f"rescore serve: http://{settings.host}:{settings.port} -> {redact_url(settings.opensearch_url)} "
-          f"(backend {settings.reranker.backend}, {settings.workers} worker(s))", file=sys.stderr, flush=True)
+          f"(backend {settings.reranker.backend}, {settings.workers} worker(s), "
+          f"rerank pool of {settings.rerank_pool_workers} worker(s) at nice {settings.rerank_pool_nice})",
+          file=sys.stderr, flush=True)
     argv = gunicorn_argv()
     sys.stdout.flush()
     os.execv(argv[0], argv)

@@ -112,9 +112,21 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def _is_pool_master(pid: int) -> bool:
+    try:
+        return b"RESCORE_SERVING_ROLE=pool" in Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return False
+
+
 def worker_pids(master_pid: int) -> list[int]:
-    """Return the pids of the gunicorn master's children (its workers)."""
-    return children(master_pid)
+    """Return the pids of the gunicorn master's workers (its children but the rerank pool's master)."""
+    return [pid for pid in children(master_pid) if not _is_pool_master(pid)]
+
+
+def pool_pids(master_pid: int) -> list[int]:
+    """Return the pid of the rerank pool's master started by this gunicorn master ([] = no pool)."""
+    return [pid for pid in children(master_pid) if _is_pool_master(pid)]
 
 
 def rss_bytes(pid: int) -> int | None:
@@ -139,6 +151,12 @@ def tree_rss_bytes(pid: int) -> int | None:
     if own is None:
         return None
     return own + sum(rss or 0 for rss in map(rss_bytes, descendants(pid)))
+
+
+def _sample(master_pid: int, at_s: float) -> Sample:
+    """RSS of each worker's process tree and of the rerank pool's (its master, workers and models)."""
+    return Sample(round(at_s, 1), {pid: rss for pid in worker_pids(master_pid) + pool_pids(master_pid)
+                                   if (rss := tree_rss_bytes(pid)) is not None})
 
 
 def start_sidecar(opensearch: str, port: int, workers: int, env_overrides: dict[str, str],
@@ -218,16 +236,14 @@ def run_soak(opensearch: str, index: str, *, seconds: float, warmup_s: float, cl
         warm: Sample | None = None
         while time.monotonic() < until:
             now = time.monotonic() - started
-            sample = Sample(round(now, 1), {pid: rss for pid in worker_pids(proc.pid)
-                                            if (rss := tree_rss_bytes(pid)) is not None})
+            sample = _sample(proc.pid, now)
             samples.append(sample)
             if warm is None and now >= warmup_s:
                 warm = sample
             time.sleep(min(sample_every_s, max(0.0, until - time.monotonic())))
         for thread in threads:
             thread.join(timeout=180)
-        end = Sample(round(time.monotonic() - started, 1), {pid: rss for pid in worker_pids(proc.pid)
-                                                            if (rss := tree_rss_bytes(pid)) is not None})
+        end = _sample(proc.pid, time.monotonic() - started)
         samples.append(end)
         warm = warm or samples[0]
         try:

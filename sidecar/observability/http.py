@@ -16,6 +16,8 @@ from sidecar.rerank.deadline import mark_arrival, reset_arrival
 
 access_log = logging.getLogger("sidecar.access")
 REQUEST_ID_HEADER = "X-Request-Id"
+# Set by a front on the requests it hands to its rerank pool (sidecar/api/handover.py), read there only.
+ARRIVAL_HEADER = "X-Rescore-Arrival"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
@@ -46,13 +48,30 @@ def _trusted(ip: ipaddress.IPv4Address | ipaddress.IPv6Address | None, trusted: 
     return ip is not None and any(ip in network for network in trusted)
 
 
-def install(app: Flask, trusted_proxies: Sequence[Network] = ()) -> None:
-    """Register before/after/teardown hooks on app; X-Forwarded-For counts from trusted_proxies only."""
+def _front_arrival() -> float | None:
+    """The front's arrival time of the request it handed over (time.monotonic(), one clock per host)."""
+    try:
+        at = float(request.headers.get(ARRIVAL_HEADER, ""))
+    except ValueError:
+        return None
+    now = time.monotonic()
+    return at if now - 3600 < at <= now else None
+
+
+def install(app: Flask, trusted_proxies: Sequence[Network] = (), behind_front: bool = False) -> None:
+    """Register before/after/teardown hooks on app; X-Forwarded-For counts from trusted_proxies only.
+
+    behind_front: this is a rerank pool, reached only through its front's private socket; the
+    front counts the request and logs its access line, and its deadline runs from the front's
+    arrival (ARRIVAL_HEADER).
+    """
 
     @app.before_request
     def _start() -> None:
         g.rescore_started = time.perf_counter()
-        g.rescore_arrival_token = mark_arrival()  # rerank deadlines count from here
+        # Rerank deadlines count from here (in a pool: from the front's arrival, so a request's time
+        # waiting for a pool thread is spent from its budget too).
+        g.rescore_arrival_token = mark_arrival(_front_arrival() if behind_front else None)
         g.rescore_request_id = choose_request_id(request.headers.get(REQUEST_ID_HEADER),
                                                  request.headers.get("X-Opaque-Id"))
         g.rescore_token = bind_request_id(g.rescore_request_id)
@@ -69,8 +88,10 @@ def install(app: Flask, trusted_proxies: Sequence[Network] = ()) -> None:
         seconds = time.perf_counter() - started
         endpoint = request.endpoint or "unmatched"
         response.headers[REQUEST_ID_HEADER] = g.rescore_request_id
-        metrics().observe_request(endpoint, request.method, response.status_code, seconds)
         tracing.set_attributes(g.get("rescore_span"), status=response.status_code)
+        if behind_front:  # the front that handed the request over counts it and writes its access line
+            return response
+        metrics().observe_request(endpoint, request.method, response.status_code, seconds)
         access_log.info("request method=%s path=%s endpoint=%s status=%d duration_ms=%.1f bytes=%s remote=%s "
                         "peer=%s", request.method, request.path, endpoint, response.status_code, seconds * 1000,
                         response.calculate_content_length() if not response.is_streamed else "-",

@@ -101,7 +101,15 @@ def template_fields(record: logging.LogRecord) -> dict[str, Any]:
 
 
 class JsonFormatter(logging.Formatter):
-    """Format records as JSON: ts, level, logger, msg, request_id, event and the template's key=value fields."""
+    """Format records as JSON: ts, level, logger, msg, request_id, event and the template's key=value fields.
+
+    role: written as "role" on every line of a rerank pool's processes ("pool"), which share the
+    front's output; the front's lines carry none.
+    """
+
+    def __init__(self, role: str = "") -> None:
+        super().__init__()
+        self._role = role
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict = {
@@ -110,6 +118,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": safe_message(record),
         }
+        if self._role:
+            entry["role"] = self._role
         request_id = _request_id_of(record)
         if request_id:
             entry["request_id"] = request_id
@@ -217,9 +227,11 @@ class BackgroundWriter(logging.Handler):
             self._queue.join()
 
 
-def configure_logging(level: str, fmt: str) -> None:
-    """Install one root handler writing JSON (fmt="json") or text lines to stderr, from a writer thread."""
-    handler = BackgroundWriter(JsonFormatter() if fmt == "json" else TextFormatter())
+def configure_logging(level: str, fmt: str, role: str = "") -> None:
+    """Install one root handler writing JSON (fmt="json") or text lines to stderr, from a writer thread.
+
+    role: "pool" in a rerank pool's processes (JsonFormatter)."""
+    handler = BackgroundWriter(JsonFormatter(role) if fmt == "json" else TextFormatter())
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_rescore", False)]:
         old.flush()

@@ -157,22 +157,45 @@ class Metrics:
         """Return the text exposition of every metric (all workers in multiprocess mode)."""
         if not self.multiproc_dir:
             return generate_latest(self.registry)
+        families = list(multiprocess.MultiProcessCollector(None, path=self.multiproc_dir).collect())
+        # The hit ratio of every process together (the model's lookups happen in the rerank pool's
+        # workers, the scrape is answered by any front worker).
+        counts = {"hit": 0.0, "miss": 0.0}
+        for family in families:
+            for sample in family.samples:
+                if sample.name == "rescore_cache_lookups_total" and sample.labels.get("result") in counts:
+                    counts[sample.labels["result"]] += sample.value
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=self.multiproc_dir)
-        registry.register(self._derived)
+        registry.register(_Collected(families))
+        registry.register(_Derived(self, counts))
         return generate_latest(registry)
+
+
+class _Collected:
+    """Metric families already collected (from the multiprocess files)."""
+
+    def __init__(self, families: list) -> None:
+        self._families = families
+
+    def collect(self):
+        return iter(self._families)
+
+    def describe(self):
+        return []
 
 
 class _Derived:
     """Values computed at scrape time: cache hit ratio and evaluation quality metrics."""
 
-    def __init__(self, owner: Metrics) -> None:
+    def __init__(self, owner: Metrics, counts: dict[str, float] | None = None) -> None:
         self._owner = owner
+        self._counts = counts  # None: this process's own lookups
 
     def collect(self):
-        hits, misses = self._owner._cache_counts["hit"], self._owner._cache_counts["miss"]
+        counts = self._counts if self._counts is not None else self._owner._cache_counts
+        hits, misses = counts["hit"], counts["miss"]
         ratio = GaugeMetricFamily("rescore_cache_hit_ratio",
-                                  "Score cache hits / lookups since start (this process)")
+                                  "Score cache hits / lookups since start (all processes)")
         ratio.add_metric([], hits / (hits + misses) if hits + misses else 0.0)
         yield ratio
         quality = GaugeMetricFamily("rescore_eval_quality", "Offline evaluation results (RESCORE_EVAL_METRICS_FILE)",

@@ -21,6 +21,11 @@ def mark_arrival(at: float | None = None) -> contextvars.Token:
     return _ARRIVAL.set(time.monotonic() if at is None else at)
 
 
+def arrival() -> float | None:
+    """Return when the current request arrived (time.monotonic()); None outside a request."""
+    return _ARRIVAL.get()
+
+
 def reset_arrival(token: contextvars.Token) -> None:
     _ARRIVAL.reset(token)
 

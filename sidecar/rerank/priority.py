@@ -33,6 +33,23 @@ def lowered_new_threads(nice: int) -> Iterator[None]:
             _set_nice(tid, nice)
 
 
+def lower_process_priority(nice: int) -> None:
+    """Rank this process (started in a session of its own) below the request threads of the process
+    that started it, when both want the CPU: the model's child, the rerank pool.
+
+    Its own session is its own autogroup on a plain host, and the kernel weighs autogroups against
+    each other by the group's nice value, not by the niceness of the processes inside: without the
+    group's value the process would take as much CPU as the whole worker. Inside a container's cgroup
+    autogroups do not apply and the process niceness does the ranking.
+    """
+    os.nice(max(0, nice - os.nice(0)))
+    try:
+        with open("/proc/self/autogroup", "w") as group:
+            group.write(str(nice))
+    except OSError:  # a kernel without autogroups (or not Linux): the niceness above is what counts
+        pass
+
+
 def _tasks() -> set[int]:
     try:
         return {int(name) for name in os.listdir(_TASKS)}

@@ -54,7 +54,8 @@ def test_each_line_once_no_secret_and_request_data_in_its_own_fields(sidecar_wit
         assert entry["endpoint"] != "admin.health" or path == "/health"
     forged_entry = next(e for e in lines if e.get("path", "").startswith("/_cat status=200"))
     assert forged_entry["request_id"] != "forged" and forged_entry["endpoint"] == "proxy.passthrough"
-    gunicorn_lines = [e["msg"] for e in lines if e["logger"] == "gunicorn.error"]
+    # The front's gunicorn and the rerank pool's ("role": "pool") each write their own start-up lines.
+    gunicorn_lines = [(e.get("role"), e["msg"]) for e in lines if e["logger"] == "gunicorn.error"]
     assert len(gunicorn_lines) == len(set(gunicorn_lines)) and gunicorn_lines
 
 

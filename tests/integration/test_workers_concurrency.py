@@ -1,7 +1,6 @@
 """Two gunicorn workers (RESCORE_WORKERS=2): concurrent rerank searches all come back right."""
 from __future__ import annotations
 
-import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -22,12 +21,20 @@ QUERIES = ["how do solar panels produce electricity", "wind turbines", "history 
 
 @pytest.fixture(scope="module")
 def two_worker_sidecar(opensearch_url):
-    proc, url, log_path = start_sidecar(opensearch_url, RESCORE_WORKERS="2", RESCORE_THREADS="4",
-                                        RESCORE_MAX_BATCH_SIZE="1")
+    # Two front workers and two rerank pool workers (the model's): reranks spread over the pool's.
+    proc, url, _ = start_sidecar(opensearch_url, RESCORE_WORKERS="2", RESCORE_THREADS="4",
+                                        RESCORE_RERANK_POOL_WORKERS="2", RESCORE_MAX_BATCH_SIZE="1")
     try:
-        yield url, log_path
+        yield url, proc
     finally:
         stop_process(proc)
+
+
+def _workers(proc) -> list[int]:
+    """How many workers the front's master and the rerank pool's master run."""
+    from sidecar.experiments.soak import children, pool_pids, worker_pids
+
+    return [len(worker_pids(proc.pid)), sum(len(children(pid)) for pid in pool_pids(proc.pid))]
 
 
 def _search(url: str, index: str, query: str) -> tuple[dict[str, float], str]:
@@ -49,7 +56,7 @@ def _rerank(url: str, query: str, documents: list[str]) -> dict[int, float]:
 
 
 def test_concurrent_rerank_searches_on_two_workers(two_worker_sidecar, opensearch_url, demo_index):
-    url, log_path = two_worker_sidecar
+    url, proc = two_worker_sidecar
     # Expected answers, one at a time (and the same first-stage hits straight from OpenSearch).
     expected = {q: _search(url, demo_index, q)[0] for q in QUERIES}
     direct = requests.post(f"{opensearch_url}/{demo_index}/_search", json={**BROAD, "size": 20}, timeout=60).json()
@@ -84,15 +91,14 @@ def test_concurrent_rerank_searches_on_two_workers(two_worker_sidecar, opensearc
             worst = max([worst] + [abs(result[i] - expected_rerank[i]) for i in result])
     print(f"\n{len(results)} concurrent requests on 2 workers; largest score difference {worst:.3f}")
     assert worst < TOLERANCE
-    booted = set(re.findall(r"Booting worker with pid: (\d+)", log_path.read_text()))
-    assert len(booted) == 2, "both workers started"
+    assert _workers(proc) == [2, 2], "both front and both pool workers run"
 
 
 def test_metrics_count_requests_of_both_workers(two_worker_sidecar):
     """/metrics aggregates every worker (prometheus multiprocess mode set up by gunicorn.conf.py)."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    url, log_path = two_worker_sidecar
+    url, proc = two_worker_sidecar
 
     def health_count() -> float:
         text = requests.get(f"{url}/metrics", timeout=30).text
@@ -105,5 +111,4 @@ def test_metrics_count_requests_of_both_workers(two_worker_sidecar):
     assert statuses == [200] * 40
     # Every scrape, whichever worker answers it, sees all 40 requests.
     assert [health_count() - before for _ in range(4)] == [40.0] * 4
-    pids = set(re.findall(r"Booting worker with pid: (\d+)", log_path.read_text()))
-    assert len(pids) == 2
+    assert _workers(proc) == [2, 2]
