@@ -195,6 +195,8 @@ def test_no_pool_serves_reranks_in_the_front(opensearch_url, demo_index) -> None
         assert not _tree(proc.pid)["pool_masters"]
         reranked = _rerank(url, demo_index, "neural ranking models for search")
         assert reranked.headers["X-Rescore-Status"] == "ok"
-        assert len(_access_lines(log, reranked.headers["X-Request-Id"])) == 1
+        # The log writer thread writes the line after the answer went out: wait for it.
+        request_id = reranked.headers["X-Request-Id"]
+        assert len(_wait(lambda: _access_lines(log, request_id), 10, "the access line")) == 1
     finally:
         stop_process(proc)
