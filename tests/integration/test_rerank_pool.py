@@ -126,7 +126,7 @@ def test_reranks_run_in_the_niced_pool_and_plain_searches_in_the_front(pooled, o
     _wait(lambda: f'"request_id": "{request_id}"' in log.read_text() and "rerank_search" in log.read_text(), 10,
           "the pool's rerank_search line")
     assert any("rerank_search" in line and request_id in line for line in log.read_text().splitlines())
-    assert len(_access_lines(log, request_id)) == 1
+    assert len(_wait(lambda: _access_lines(log, request_id), 10, "the front's access line")) == 1
 
     plain = requests.post(f"{url}/{index}/_search", json={"query": {"match": {"text": "search"}}}, timeout=30)
     direct = requests.post(f"{opensearch_url}/{index}/_search", json={"query": {"match": {"text": "search"}}},
