@@ -130,7 +130,8 @@ def first_stage_runs(client, index: str, queries: dict[str, str], embedder, dept
     return runs
 
 
-# A split document's cache key: "<doc id><PASSAGE_KEY>max_tokens/overlap/aggregate/top_k/max_passages".
+# A split document's cache key: "<doc id><PASSAGE_KEY>max_tokens/overlap/aggregate/top_k/max_passages/query"
+# ("/query": past max_passages the passages that match the query are scored, passages.select_passages).
 # A document the model reads whole keeps its plain id: with passages on it is the very same pair.
 PASSAGE_KEY = "\tpassages:"
 
@@ -186,7 +187,7 @@ class ModelScorer:
             budgets[query] = self.reranker.document_budget(spec.query_text, spec.instruction)
         limit = max(self.options.max_tokens, budgets[query])
         o = self.options
-        suffix = f"{PASSAGE_KEY}{o.max_tokens}/{o.overlap}/{o.aggregate}/{o.top_k}/{o.max_passages}"
+        suffix = f"{PASSAGE_KEY}{o.max_tokens}/{o.overlap}/{o.aggregate}/{o.top_k}/{o.max_passages}/query"
         out = []
         for doc in doc_ids:
             if doc not in tokens:
@@ -203,7 +204,7 @@ class ModelScorer:
         split = None
         if self.options.enabled:
             split = passages.plan(texts, self.reranker.passage_splitter, self.options,
-                                  self.reranker.document_budget(spec.query_text, spec.instruction))
+                                  self.reranker.document_budget(spec.query_text, spec.instruction), query=spec.query_text)
         result = self.reranker.score(spec.query_text, split.texts if split else texts, instruction=spec.instruction)
         if any(s is None for s in result.scores):
             raise RuntimeError(f"reranker status {result.status}: not every document scored")

@@ -9,6 +9,7 @@ near).
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -124,24 +125,74 @@ class WhitespaceSplitter:
 
 
 def split(text: str, splitter: Splitter, *, max_tokens: int, overlap: int, max_passages: int,
-          whole_tokens: int = 0) -> list[Passage]:
+          whole_tokens: int = 0, query: str | None = None) -> list[Passage]:
     """Split text into at most max_passages passages of at most max_tokens tokens.
 
     A text of at most max(max_tokens, whole_tokens) tokens is one passage (the whole text):
     whole_tokens is what the model reads of a document whole (RerankService.document_budget),
-    so a text the model would have read entire is scored exactly as without passages. Beyond the cap the first
-    max_passages-1 passages and the last one are kept: a document's head (title, summary)
-    and its tail (conclusions, holdings, signatures) are where the content that sums it up
-    usually sits; the middle is what is dropped.
+    so a text the model would have read entire is scored exactly as without passages. Beyond the
+    cap the first passage (the document's head: title, summary) is kept, and the other
+    max_passages-1 are the ones that match the query best (see select_passages), in document
+    order; without a query (or no query word in the text) the first max_passages-1 and the last
+    one are kept: the tail (conclusions, holdings, signatures) is where a summary usually sits.
     """
     offsets = splitter.offsets(text)
     if len(offsets) <= max(max_tokens, whole_tokens):
         return [Passage(0, len(text), text)]
-    windows = _windows(text, offsets, splitter, max_tokens=max_tokens, overlap=overlap, verified=max_passages - 1)
-    if len(windows) > max_passages:
-        windows = windows[: max_passages - 1] + [windows[-1]] if max_passages > 1 else windows[:1]
-    passages = [p for p in windows if p.text]
+    spans = _windows(text, offsets, splitter, max_tokens=max_tokens, overlap=overlap, verified=max_passages - 1)
+    if len(spans) > max_passages:
+        keep = select_passages([_passage(text, offsets, a, b).text for a, b in spans], query, max_passages)
+        # A kept window past the verified ones is re-counted now (_fit is idempotent on the others).
+        spans = [(a, _fit(text, offsets, a, b, splitter, max_tokens)) for a, b in (spans[i] for i in keep)]
+    passages = [_passage(text, offsets, a, b) for a, b in spans]
+    passages = [p for p in passages if p.text]
     return passages or [Passage(0, len(text), text)]
+
+
+# Words a query match ignores (English function words: they match every passage).
+_STOP_WORDS = frozenset(
+    "a an and are as at be been but by can do does for from had has have how i if in into is it its of on or "
+    "that the their there these they this to was were what when where which who whom why will with would "
+    "not no any all some such than then so also about between both each other our we you your".split())
+_QUERY_WORD = re.compile(r"[^\W_]+")
+
+
+def _stem(word: str) -> str:
+    """A crude English stem (prefix match does the rest): 'heated' -> 'heat', 'models' -> 'model'."""
+    for suffix in ("ations", "ation", "ings", "ing", "edly", "ed", "es", "s", "ly"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
+
+
+def query_terms(query: str | None) -> list[str]:
+    """Return the distinct stems of the query's content words (lower case, stop words dropped)."""
+    words = _QUERY_WORD.findall((query or "").lower())
+    return list(dict.fromkeys(_stem(w) for w in words if w not in _STOP_WORDS and len(w) > 1))
+
+
+def select_passages(texts: list[str], query: str | None, limit: int) -> list[int]:
+    """Return the indexes (ascending) of the `limit` passages to score out of a longer document.
+
+    The first passage always; the others by how well they match the query: the sum, over the
+    query's content words that occur in the passage, of log(1 + passages / passages holding the
+    word) (a word found everywhere in the document tells the passages apart least); ties go to
+    the earlier passage. A query with no word in the text keeps the first limit-1 and the last.
+    """
+    if len(texts) <= limit:
+        return list(range(len(texts)))
+    if limit <= 1:
+        return [0]
+    terms = query_terms(query)
+    words = [set(_QUERY_WORD.findall(t.lower())) for t in texts]
+    present = [[any(w.startswith(term) for w in ws) for term in terms] for ws in words]
+    holding = [sum(p[j] for p in present) for j in range(len(terms))]
+    weight = [math.log(1 + len(texts) / h) if h else 0.0 for h in holding]
+    scores = [sum(w for w, hit in zip(weight, p) if hit) for p in present]
+    if not any(scores[1:]):
+        return [*range(limit - 1), len(texts) - 1]
+    rest = sorted(range(1, len(texts)), key=lambda i: (-scores[i], i))[: limit - 1]
+    return [0, *sorted(rest)]
 
 
 def aggregate(scores: list[float | None], method: str, top_k: int) -> tuple[float | None, int | None]:
@@ -187,22 +238,26 @@ class PassagePlan:
         return out
 
 
-def plan(texts: list[str], splitter: Splitter, options: PassageOptions, whole_tokens: int = 0) -> PassagePlan:
-    """Split every document text with the same options (texts of at most whole_tokens tokens stay whole)."""
+def plan(texts: list[str], splitter: Splitter, options: PassageOptions, whole_tokens: int = 0,
+         query: str | None = None) -> PassagePlan:
+    """Split every document text with the same options (texts of at most whole_tokens tokens stay whole);
+    query picks the passages of a document longer than max_passages (see split)."""
     return PassagePlan([split(t, splitter, max_tokens=options.max_tokens, overlap=options.overlap,
-                              max_passages=options.max_passages, whole_tokens=whole_tokens) for t in texts])
+                              max_passages=options.max_passages, whole_tokens=whole_tokens, query=query)
+                        for t in texts])
 
 
 def _windows(text: str, offsets: list[tuple[int, int]], splitter: Splitter, *, max_tokens: int, overlap: int,
-             verified: int) -> list[Passage]:
-    """Return passages over token windows that cover every token.
+             verified: int) -> list[tuple[int, int]]:
+    """Return token windows [first, last) that cover every token.
 
     The first `verified` windows and the last are re-counted by the tokenizer itself (see
-    _fit); the ones between are dropped by the cap, so they only set positions.
+    _fit), so the next window's overlap counts from the fitted end; the ones between only set
+    positions (split() fits those it keeps).
     """
     n = len(offsets)
     slack = min(MAX_SLACK_TOKENS, max(1, max_tokens // 8))
-    out: list[Passage] = []
+    out: list[tuple[int, int]] = []
     start = 0
     while True:
         end = min(start + max_tokens, n)
@@ -210,7 +265,7 @@ def _windows(text: str, offsets: list[tuple[int, int]], splitter: Splitter, *, m
             end = _best_cut(text, offsets, lower=max(start + 1, end - slack, start + overlap + 1), upper=end)
         if len(out) < verified or end >= n:
             end = _fit(text, offsets, start, end, splitter, max_tokens)
-        out.append(_passage(text, offsets, start, end))
+        out.append((start, end))
         if end >= n:
             return out
         start = max(_snap_start(text, offsets, end - overlap, lower=max(start + 1, end - overlap - slack)),

@@ -208,7 +208,7 @@ def rerank_window(reranker_factory: Callable[[], Any], spec: RerankSpec, window_
         if spec.passages.enabled:
             reranker.admit(spec.query_text, texts, instruction=spec.instruction, timeout_s=spec.timeout_ms / 1000)
         split = passages.plan(texts, reranker.passage_splitter, spec.passages,
-                              reranker.document_budget(spec.query_text, spec.instruction)) \
+                              reranker.document_budget(spec.query_text, spec.instruction), query=spec.query_text) \
             if spec.passages.enabled else None
         result = reranker.score(spec.query_text, split.texts if split else texts, instruction=spec.instruction,
                                 timeout_s=spec.timeout_ms / 1000)

@@ -109,13 +109,43 @@ def test_text_without_word_boundaries_is_still_cut_within_the_limit(minilm, qwen
             assert text[p.start:p.end] == p.text and 0 < splitter.count(p.text) <= 32
 
 
-def test_the_cap_keeps_the_first_passages_and_the_last(minilm):
+def test_without_a_query_the_cap_keeps_the_first_passages_and_the_last(minilm):
     text = long_text(4)
     full = split(text, minilm, max_tokens=64, overlap=8, max_passages=64)
     capped = split(text, minilm, max_tokens=64, overlap=8, max_passages=5)
     assert len(full) > 5 and len(capped) == 5
     assert capped[:4] == full[:4] and capped[-1] == full[-1]
     assert split(text, minilm, max_tokens=64, overlap=8, max_passages=1) == full[:1]
+    assert split(text, minilm, max_tokens=64, overlap=8, max_passages=5, query="zeppelin") == capped, \
+        "no query word in the text: the same as without a query"
+
+
+@pytest.mark.parametrize("splitter_name", ["minilm", "qwen3", "whitespace"])
+def test_past_the_cap_the_head_and_the_passages_that_match_the_query_are_kept(request, splitter_name):
+    splitter = WhitespaceSplitter() if splitter_name == "whitespace" else request.getfixturevalue(splitter_name)
+    parts = [long_text(seed, sentences=12) for seed in range(10)]
+    parts[6] += " The zeppelin hangar was heated by steam."  # the only place the query's words occur
+    text = " ".join(parts)
+    full = split(text, splitter, max_tokens=64, overlap=8, max_passages=64)
+    capped = split(text, splitter, max_tokens=64, overlap=8, max_passages=4, query="Heating a Zeppelin's hangars?")
+    assert len(full) > 8 and len(capped) == 4
+    assert capped[0] == full[0], "the head is always kept"
+    assert [p.start for p in capped] == sorted(p.start for p in capped), "document order"
+    assert any("zeppelin hangar" in p.text for p in capped), "the passage with the query's words is scored"
+    old = split(text, splitter, max_tokens=64, overlap=8, max_passages=4)
+    assert not any("zeppelin" in p.text for p in old), "without the query it would have been dropped"
+    for p in capped:
+        assert text[p.start:p.end] == p.text and 0 < splitter.count(p.text) <= 64
+
+
+def test_select_passages_weighs_rare_query_words_and_ignores_stop_words():
+    texts = ["the head", "the wing and the flap", "the wing", "the wing", "the flap of the wing", "the end"]
+    assert passages.query_terms("The wings of THE flaps, and heated models") == ["wing", "flap", "heat", "model"]
+    # "wing" is in four passages, "flap" in two: the passages holding both, then flap's, win.
+    assert passages.select_passages(texts, "wing flaps", 3) == [0, 1, 4]
+    assert passages.select_passages(texts, "the of and", 3) == [0, 1, 5], "stop words alone: head + tail"
+    assert passages.select_passages(texts, "wing", 10) == list(range(6)), "under the cap: all"
+    assert passages.select_passages(texts, "wing", 1) == [0]
 
 
 def test_aggregate_max_mean_and_unscored_passages():
@@ -217,6 +247,17 @@ def test_deadline_documents_with_a_scored_passage_get_the_aggregate_of_those():
     assert outcome.order[2] == 2, "an unscored document keeps its place"
     assert PASSAGE_HIGHLIGHT not in hits[2].get("highlight", {})
     assert outcome.info["passages"]["passages_scored"] == 7
+
+
+def test_a_capped_document_is_scored_on_the_passages_that_match_the_query():
+    filler = " ".join(["plain words without the keyword"] * 20)  # 100 words: 5 passages of 20
+    hits = [{"_id": "middle", "_score": 1.0, "_source": {"text": filler + " lift lift " + filler}},
+            {"_id": "none", "_score": 2.0, "_source": {"text": filler + " " + filler}}]
+    scorer = KeywordScorer()
+    outcome = rerank_window(lambda: scorer, _spec(max_passages=3), hits)
+    assert [len(call) for call in scorer.calls] == [6], "three passages of each document"
+    assert outcome.rerank == {0: 2.0, 1: 0.0}, "the middle passage with the query word was scored"
+    assert [hits[i]["_id"] for i in outcome.order] == ["middle", "none"]
 
 
 def test_splitter_for_uses_a_tokenizer_file_else_whitespace(tmp_path):
