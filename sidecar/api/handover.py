@@ -23,6 +23,7 @@ import threading
 from flask import Flask, Response, current_app, g, request
 
 from sidecar.api.proxy import raw_path
+from sidecar.engine.client import HOP_BY_HOP
 from sidecar.observability.http import ARRIVAL_HEADER, REQUEST_ID_HEADER
 from sidecar.rerank.deadline import arrival
 
@@ -31,11 +32,8 @@ log = logging.getLogger(__name__)
 # Endpoints that always need the model: handed over before their view runs.
 MODEL_ENDPOINTS = frozenset({"rerank_compat.rerank_v1", "rerank_compat.rerank_v2", "rerank_compat.rerank_tei",
                              "rerank_compat.score_vllm", "rescore.rescore", "ui.compare"})
-# Not forwarded either way: they describe one connection, not the request (RFC 9110 §7.6.1).
-_HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding",
-                         "upgrade", "content-length", "host"})
 # The front's gunicorn writes its own Server and Date on every response: the pool's would repeat them.
-_FROM_POOL_DROPPED = _HOP_BY_HOP | {"server", "date"}
+_FROM_POOL_DROPPED = HOP_BY_HOP | {"server", "date"}
 
 
 class PoolUnreachable(RuntimeError):
@@ -118,7 +116,7 @@ def handover() -> Response | None:
         return None
     own = {REQUEST_ID_HEADER.lower(), ARRIVAL_HEADER.lower()}
     headers = [(name, value) for name, value in request.headers.items()
-               if name.lower() not in _HOP_BY_HOP and name.lower() not in own]
+               if name.lower() not in HOP_BY_HOP and name.lower() not in own]
     # The pool uses the front's request id (the caller sees one id in X-Request-Id, ext and the logs)
     # and its arrival time (the rerank deadline covers the handover and the pool's queue).
     headers.append((REQUEST_ID_HEADER, g.rescore_request_id))

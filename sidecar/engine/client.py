@@ -24,9 +24,10 @@ from sidecar.observability.redact import redact_url
 
 log = logging.getLogger(__name__)
 
-# Hop-by-hop headers (RFC 9110 §7.6.1) and those the HTTP stack recomputes; never forwarded.
-_HOP_BY_HOP = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+# Hop-by-hop headers (RFC 9110 §7.6.1) and those the HTTP stack recomputes; never forwarded
+# (to the engine, nor between the sidecar's own processes: api/handover.py).
+HOP_BY_HOP = frozenset({
+    "connection", "keep-alive", "proxy-connection", "proxy-authenticate", "proxy-authorization", "te", "trailer",
     "transfer-encoding", "upgrade", "host", "content-length",
 })
 
@@ -205,7 +206,7 @@ class OpenSearchGateway:
         sidecar's own calls, never a caller's request) adds RESCORE_OPENSEARCH_USER/PASSWORD.
         """
         target = f"/{path.lstrip('/')}" + (f"?{query_string.decode('latin-1')}" if query_string else "")
-        out_headers = {k: v for k, v in headers if k.lower() not in _HOP_BY_HOP}
+        out_headers = {k: v for k, v in headers if k.lower() not in HOP_BY_HOP}
         # requests adds "Accept-Encoding: gzip" by default; only ask for what the client asked for.
         out_headers.setdefault("Accept-Encoding", "identity")
         parent = tracing.traceparent()
@@ -248,7 +249,7 @@ class OpenSearchGateway:
         finally:
             resp.close()
         # A HEAD answer has no body to recompute Content-Length from: keep the engine's.
-        dropped = _HOP_BY_HOP - {"content-length"} if method.upper() == "HEAD" else _HOP_BY_HOP
+        dropped = HOP_BY_HOP - {"content-length"} if method.upper() == "HEAD" else HOP_BY_HOP
         kept = [(k, v) for k, v in resp.raw.headers.items() if k.lower() not in dropped]
         log.debug("forward method=%s path=%s status=%d ms=%.1f opaque_id=%s", method, path, resp.status_code,
                   (time.perf_counter() - started) * 1000, current_request_id() or "-")
