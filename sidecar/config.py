@@ -128,11 +128,12 @@ class Settings:
     rerank_window_size: int = 50
     rerank_fields: str = "title,text"
     # Chosen by leave-one-collection-out with scripts/robustness.py (README "Robustness and fusion defaults").
-    rerank_fusion: str = "calibrated"
+    rerank_fusion: str = "relative"
     rerank_weights: str = "0.3,0.7"
-    # calibrated fusion: rank constant of the first-stage prior (rrf's too) and the model-logit temperature.
+    # Rank constant of calibrated's first-stage prior (rrf's too); the model-logit temperature of
+    # relative and calibrated.
     rerank_rank_constant: int = 20
-    rerank_temperature: float = 4.0
+    rerank_temperature: float = 8.0
     rerank_timeout_ms: int = 30000
     # Largest window_size a request may ask for.
     max_window_size: int = 1000

@@ -36,8 +36,9 @@ indexes nor asks the engine. Table to stdout, progress to stderr."""
 
 FIRST_STAGES = ("bm25", "knn")
 DEFAULT_HYBRID = "hybrid"
-# Fusions that score a hit without looking at the rest of the window (candidates for the default).
-WINDOW_INDEPENDENT = ("replace", "calibrated")
+# Fusions that score a hit without looking at the rest of the window (candidates for the default;
+# relative looks at one number of it, the top score, which is the query's own hits.max_score).
+WINDOW_INDEPENDENT = ("replace", "calibrated", "relative")
 # DEFAULT_HYBRID is fetched through the shipped pipeline (es_templates/pipelines/rescore-hybrid-minmax.json,
 # min-max BM25 0.3 / kNN 0.7); PREVIOUS_HYBRID is the 0.5/0.5 default it replaced.
 PREVIOUS_HYBRID = "hybrid-minmax-5"
@@ -88,6 +89,14 @@ def cached_runs(cache: Path, queries: dict[str, str], stages: list[str]) -> dict
             return None
         runs[stage] = {q: [(d, s) for d, s in run[q]] for q in queries}
     return runs
+
+
+def cached_queries(cache: Path, queries: dict[str, str], stages: list[str]) -> dict[str, str]:
+    """The queries whose lists every stage has on disk (--cached-only: the engine is not asked)."""
+    from sidecar.experiments.robustness import load_json
+
+    runs = [load_json(cache / "runs" / f"{stage}.json") or {} for stage in stages]
+    return {q: t for q, t in queries.items() if all(q in run for run in runs)}
 
 
 def first_stage_runs(client, index: str, queries: dict[str, str], embedder, depth: int, cache: Path,
@@ -389,7 +398,10 @@ def run(args: argparse.Namespace) -> int:
         text = args.stages == "text" or root in text_only
         index = f"beir-{dataset.name.lower()}" + ("-text" if text else "")
         # Every list on disk (the hybrid variants included): the engine is not asked, nothing is indexed.
-        runs = cached_runs(cache, queries, ["bm25"] if text else [*FIRST_STAGES, DEFAULT_HYBRID, *HYBRID_VARIANTS])
+        listed = ["bm25"] if text else [*FIRST_STAGES, DEFAULT_HYBRID, *HYBRID_VARIANTS]
+        if args.cached_only:  # a run made with --max-queries has lists for those queries only
+            queries = cached_queries(cache, queries, listed) or queries
+        runs = cached_runs(cache, queries, listed)
         if runs is None:
             if text:
                 stages = ["bm25"]

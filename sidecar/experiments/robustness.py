@@ -64,18 +64,21 @@ class FusionConfig:
         if self.method == "replace":
             return "replace"
         extra = f",k={self.rank_constant}" if self.method in ("rrf", "calibrated") else ""
-        extra += f",T={self.temperature:g}" if self.method == "calibrated" else ""
+        extra += f",T={self.temperature:g}" if self.method in ("calibrated", "relative") else ""
         return f"{self.method}({self.weights[0]:g}/{self.weights[1]:g}{extra})"
 
 
 def fusion_grid() -> list[FusionConfig]:
-    """The rerank fusions compared: replace, min-max linear, z-score, RRF and calibrated, over weights."""
+    """The rerank fusions compared: replace, min-max linear, z-score, RRF, calibrated and relative, over weights."""
     grid = [FusionConfig("replace")]
     for w in (0.3, 0.5, 0.7, 0.8):
         pair = (round(1 - w, 1), w)
         grid += [FusionConfig("linear", pair), FusionConfig("zscore", pair)]
         grid += [FusionConfig("rrf", pair, k) for k in (10, 60)]
         grid += [FusionConfig("calibrated", pair, k, t) for k in (20, 60) for t in (1.0, 2.0, 4.0, 8.0)]
+    # relative keeps the first stage's gaps, so it is also tried with the model as the minor term.
+    grid += [FusionConfig("relative", (round(1 - w, 1), w), 60, t)
+             for w in (0.2, 0.3, 0.4, 0.5, 0.6, 0.7) for t in (1.0, 2.0, 4.0, 8.0)]
     return grid
 
 

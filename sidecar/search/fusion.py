@@ -10,13 +10,18 @@ Methods (README "Fusion"):
   logits saturate, so it still orders hits it finds all relevant or all irrelevant). Neither term depends on the other hits in the
   window, so a two-hit window is ranked as a fifty-hit one is; where the model finds nothing
   relevant (every probability near 0) or everything, the prior keeps first-stage order.
+- relative: weighted sum of the first-stage score over the window's top score (the query's best,
+  hits.max_score) and the model's probability, sigmoid(score / temperature). Unlike the rank prior
+  it keeps the first stage's gaps (a hit far below the top keeps little), unlike min-max it does
+  not stretch the window: a hit's score depends only on its own scores and the query's top score.
+  A window whose top score is not positive (or that lacks scores) falls back to the rank prior.
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
 
-METHODS = ("replace", "linear", "zscore", "rrf", "calibrated")
+METHODS = ("replace", "linear", "zscore", "rrf", "calibrated", "relative")
 
 
 def min_max(scores: Sequence[float]) -> list[float]:
@@ -48,6 +53,17 @@ def sigmoid(score: float) -> float:
 def rank_prior(scores: Sequence[float], rank_constant: int) -> list[float]:
     """Return rank_constant / (rank_constant + rank - 1): 1 for the first hit, decaying with rank."""
     return [rank_constant / (rank_constant + r - 1) for r in ranks(scores)]
+
+
+def relative_to_top(scores: Sequence[float], rank_constant: int) -> list[float]:
+    """Return score / top score in [0, 1] (1 for the first hit); the rank prior when the top is not positive.
+
+    Engine scores are not negative (Lucene); one that is counts as 0 rather than below it.
+    """
+    top = max(scores)
+    if top <= 0:
+        return rank_prior(scores, rank_constant)
+    return [max(s, 0.0) / top for s in scores]
 
 
 def ranks(scores: Sequence[float]) -> list[int]:
@@ -94,6 +110,9 @@ def fuse(first: Sequence[float | None], rerank: Sequence[float], *, method: str,
     if method == "calibrated":
         return [w_first * a + w_rerank * sigmoid(b / temperature)
                 for a, b in zip(rank_prior(base, rank_constant), rerank)]
+    if method == "relative":
+        return [w_first * a + w_rerank * sigmoid(b / temperature)
+                for a, b in zip(relative_to_top(base, rank_constant), rerank)]
     raise ValueError(f"unknown fusion method {method!r}")
 
 

@@ -4,7 +4,7 @@ final = fused + weight * scale * personal(hit), with personal(hit) in [0, 1] the
 the weights of the user-context boosts whose field has the boost's value in the hit `_source`
 (dotted paths, lists, case-insensitive exact match). `scale` puts the term on the fusion's own
 scale so `weight` means "this fraction of the largest possible fused score":
-- linear, calibrated: fused lies in [0, w_first + w_rerank] (inputs in [0, 1]), scale = their sum;
+- linear, calibrated, relative: fused lies in [0, w_first + w_rerank] (inputs in [0, 1]), scale = their sum;
 - rrf: fused lies in (0, (w_first + w_rerank) / (rank_constant + 1)], scale = that bound;
 - replace, zscore: fused is unbounded (logits, z-scores), scale = the window's score range.
 """
@@ -134,7 +134,7 @@ def apply(sources: Sequence[Any], fused: Sequence[float], context: UserContext, 
 
 def scale(fused: Sequence[float], *, method: str, weights: tuple[float, float], rank_constant: int) -> float:
     """Return the size of the fused-score scale the personal term is measured against."""
-    if method in ("linear", "calibrated"):
+    if method in ("linear", "calibrated", "relative"):
         return weights[0] + weights[1]
     if method == "rrf":
         return (weights[0] + weights[1]) / (rank_constant + 1)

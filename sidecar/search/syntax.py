@@ -41,11 +41,12 @@ class RerankDefaults:
 
     window_size: int = 50
     fields: tuple[str, ...] = ("title", "text")
-    fusion: str = "calibrated"
+    fusion: str = "relative"
     weights: tuple[float, float] = (0.3, 0.7)
     rank_constant: int = 20
-    # calibrated fusion: the model's logit is divided by this before the sigmoid (RESCORE_RERANK_TEMPERATURE).
-    temperature: float = 4.0
+    # relative and calibrated fusion: the model's logit is divided by this before the sigmoid
+    # (RESCORE_RERANK_TEMPERATURE).
+    temperature: float = 8.0
     timeout_ms: int = 30000
     max_window: int = MAX_WINDOW
     max_text_chars: int = 100000
@@ -77,7 +78,7 @@ class RerankSpec:
     model: str | None
     explain: bool = False
     syntax: str = "opensearch"
-    # calibrated fusion's temperature (a server setting; RerankDefaults.temperature).
+    # relative and calibrated fusion's temperature (a server setting; RerankDefaults.temperature).
     temperature: float = 1.0
     # Text limits (RESCORE_MAX_TEXT_CHARS / RESCORE_TEXT_OVERFLOW); query_truncated: query_text was cut.
     max_text_chars: int = 100000

@@ -157,6 +157,26 @@ def test_cached_only_needs_no_engine_when_everything_is_cached(suite):
     assert offline["results"] == first["results"] and offline["choices"] == first["choices"]
 
 
+def test_cached_only_evaluates_the_queries_a_shorter_run_listed(suite):
+    # A run with --max-queries 2 leaves lists and scores for two queries; --cached-only on all of
+    # them evaluates those two and asks no engine for the lists of the others.
+    import shutil
+
+    base, roots, _ = suite
+    partial = base / "partial-cache"
+    shutil.copytree(base / "cache", partial)
+    name = roots[0].name
+    for path in (partial / name).rglob("*.json"):
+        data = json.loads(path.read_text())
+        if isinstance(data, dict) and "q1" in data:
+            path.write_text(json.dumps({q: v for q, v in data.items() if q in ("q1", "q2")}))
+    again = run_suite("http://127.0.0.1:9", roots, partial, base / "partial.json", "--cached-only")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "engine_node_down" not in again.stderr, again.stderr[-3000:]
+    results = json.loads((base / "partial.json").read_text())["results"]
+    assert results[name]["queries"] == 2 and results[roots[1].name]["queries"] == 4
+
+
 def test_runs_made_elsewhere_are_rows_tested_against_the_best_first_stage(suite):
     # --runs DIR/<collection>/<mode>.json (evaluate.py --runs-out lists, e.g. passage modes) become rows
     # 'evaluate:<mode>' with the same metrics, helped/hurt and paired test as the suite's own rows.

@@ -118,6 +118,42 @@ def test_calibrated_score_of_a_hit_does_not_depend_on_the_window_size(position, 
     assert small[position] == pytest.approx(large[position])
 
 
+def test_relative_is_share_of_the_top_score_plus_model_probability():
+    fused = fusion.fuse([8.0, 6.0, 2.0], [0.0, 0.0, 0.0], method="relative", weights=(0.4, 0.6))
+    assert fused == pytest.approx([0.4 * 1 + 0.3, 0.4 * 0.75 + 0.3, 0.4 * 0.25 + 0.3])
+    # a negative engine score counts as 0; no positive top: the rank prior, as calibrated
+    assert fusion.relative_to_top([4.0, -2.0], 20) == [1.0, 0.0]
+    assert fusion.relative_to_top([0.0, 0.0, 0.0], 20) == fusion.rank_prior([0.0, 0.0, 0.0], 20)
+    # a sorted search (no scores): rank-derived scores n..1 over n
+    assert fusion.fuse([None, None], [0.0, 0.0], method="relative", weights=(1.0, 0.0)) == [1.0, 0.5]
+
+
+def test_relative_keeps_the_first_stage_gaps_that_a_rank_prior_forgets():
+    # Hit 1 is far below the top in the first stage and the model likes it a little more than hit 0:
+    # calibrated (rank 2 is nearly rank 1) lets the model lift it; relative keeps the clear leader.
+    first, rerank = [10.0, 2.0], [1.0, 1.5]
+    calibrated = fusion.fuse(first, rerank, method="calibrated", weights=(0.5, 0.5), rank_constant=60)
+    relative = fusion.fuse(first, rerank, method="relative", weights=(0.5, 0.5))
+    assert fusion.order_by(calibrated) == [1, 0] and fusion.order_by(relative) == [0, 1]
+    # ... and where the first stage is nearly tied, the model decides
+    close = fusion.fuse([10.0, 9.8], rerank, method="relative", weights=(0.5, 0.5))
+    assert fusion.order_by(close) == [1, 0]
+
+
+def test_relative_ranks_a_two_hit_window_by_the_model_when_it_is_sure():
+    fused = fusion.fuse(*TWO_HITS, method="relative", weights=(0.5, 0.5), temperature=4.0)
+    assert fusion.order_by(fused) == [1, 0] and fused[1] - fused[0] > 0.4
+
+
+@given(st.integers(1, 3), st.integers(4, 60))
+def test_relative_score_of_a_hit_does_not_depend_on_the_window_below_the_top(position, size):
+    rerank = [float((i * 31) % 17 - 8) for i in range(size)]
+    first = [float(size - i) for i in range(size)]
+    small = fusion.fuse(first[:position + 1], rerank[:position + 1], method="relative", temperature=4.0)
+    large = fusion.fuse(first, rerank, method="relative", temperature=4.0)
+    assert small[position] == pytest.approx(large[position])
+
+
 def test_temperature_softens_saturated_logits():
     # Two hits the model finds clearly relevant (+6, +9): at T=1 both probabilities are ~1 and the
     # prior keeps hit 0 first; at T=4 the model's preference for hit 1 still shows.
@@ -128,14 +164,15 @@ def test_temperature_softens_saturated_logits():
 
 
 def test_shipped_default_ranks_the_issue_example_by_the_model():
-    # Issue 12 item 6 with the shipped defaults (calibrated, 0.3/0.7, k=20, T=4): vaccines (-11.1)
+    # Issue 12 item 6 with the shipped defaults (relative, 0.3/0.7, T=8): vaccines (-11.1)
     # first by a hair in the first stage, bike-tyre (+7.9) second.
     from sidecar.config import Settings
 
     s = Settings()
+    assert (s.rerank_fusion, s.weight_pair, s.rerank_temperature) == ("relative", (0.3, 0.7), 8.0)
     fused = fusion.fuse([5.2, 5.1], [-11.1, 7.9], method=s.rerank_fusion, weights=s.weight_pair,
                         rank_constant=s.rerank_rank_constant, temperature=s.rerank_temperature)
-    assert fusion.order_by(fused) == [1, 0] and fused[1] - fused[0] > 0.5
+    assert fusion.order_by(fused) == [1, 0] and fused[1] - fused[0] > 0.35
 
 
 @pytest.mark.parametrize("method", fusion.METHODS)
