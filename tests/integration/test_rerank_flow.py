@@ -239,3 +239,23 @@ def test_default_fusion_reranks_a_two_hit_search_window_by_a_sure_model(sidecar_
     assert ids(reranked) == ["bike-tyre", "vaccines"]
     top, other = reranked["hits"]["hits"]
     assert top["_score"] > other["_score"] + 0.1, "a clear margin, not a tie broken by first-stage order"
+
+
+def test_default_fusion_is_relative_to_the_top_first_stage_score(engine_stack):
+    # The shipped default (README "Current figures and defaults"): each window hit gets
+    # 0.3 * first-stage score / the window's top score + 0.7 * sigmoid(model logit / 8).
+    from sidecar.search.fusion import sigmoid
+
+    sidecar_url, demo_index = engine_stack.sidecar, engine_stack.index
+    body = {**BROAD, "size": 10, "explain": True, "ext": {"rerank": {"query_context": {"query_text": QUERY},
+                                                                      "window_size": 10}}}
+    hits = post(sidecar_url, f"/{demo_index}/_search", body).json()["hits"]["hits"]
+    assert len(hits) == 10
+    explained = [h["_explanation"] for h in hits]
+    assert {e["description"] for e in explained} == {"rerank fusion=relative, weights=[0.3, 0.7]"}
+    first = [e["details"][0]["value"] for e in explained]
+    logits = [e["details"][1]["value"] for e in explained]
+    top = max(first)
+    expected = [0.3 * f / top + 0.7 * sigmoid(x / 8) for f, x in zip(first, logits)]
+    assert [h["_score"] for h in hits] == pytest.approx(expected, rel=1e-4)
+    assert len({round(f / top, 3) for f in first}) > 3, "the first stage's gaps are in the score, not ranks"
