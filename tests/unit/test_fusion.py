@@ -109,12 +109,14 @@ def test_calibrated_keeps_first_stage_order_when_the_model_finds_nothing(size, l
     assert fusion.order_by(fused) == list(range(size))
 
 
-@given(st.integers(1, 3), st.integers(4, 60))
-def test_calibrated_score_of_a_hit_does_not_depend_on_the_window_size(position, size):
+@pytest.mark.parametrize("method", ["calibrated", "relative"])
+@given(position=st.integers(1, 3), size=st.integers(4, 60))
+def test_score_of_a_hit_does_not_depend_on_the_window_below_it(method, position, size):
+    # relative reads one number of the window, its top score, which both windows share.
     rerank = [float((i * 31) % 17 - 8) for i in range(size)]
     first = [float(size - i) for i in range(size)]
-    small = fusion.fuse(first[:position + 1], rerank[:position + 1], method="calibrated", rank_constant=20)
-    large = fusion.fuse(first, rerank, method="calibrated", rank_constant=20)
+    small = fusion.fuse(first[:position + 1], rerank[:position + 1], method=method, rank_constant=20, temperature=4.0)
+    large = fusion.fuse(first, rerank, method=method, rank_constant=20, temperature=4.0)
     assert small[position] == pytest.approx(large[position])
 
 
@@ -143,15 +145,6 @@ def test_relative_keeps_the_first_stage_gaps_that_a_rank_prior_forgets():
 def test_relative_ranks_a_two_hit_window_by_the_model_when_it_is_sure():
     fused = fusion.fuse(*TWO_HITS, method="relative", weights=(0.5, 0.5), temperature=4.0)
     assert fusion.order_by(fused) == [1, 0] and fused[1] - fused[0] > 0.4
-
-
-@given(st.integers(1, 3), st.integers(4, 60))
-def test_relative_score_of_a_hit_does_not_depend_on_the_window_below_the_top(position, size):
-    rerank = [float((i * 31) % 17 - 8) for i in range(size)]
-    first = [float(size - i) for i in range(size)]
-    small = fusion.fuse(first[:position + 1], rerank[:position + 1], method="relative", temperature=4.0)
-    large = fusion.fuse(first, rerank, method="relative", temperature=4.0)
-    assert small[position] == pytest.approx(large[position])
 
 
 def test_temperature_softens_saturated_logits():
