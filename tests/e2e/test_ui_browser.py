@@ -119,7 +119,20 @@ def test_page_compares_first_stage_and_reranked(browser, sidecar_url, demo_index
     for item, badge in zip(reranked_items, badges):
         kind = item.find_element("css selector", ".change").get_attribute("class")
         assert ("up" in kind) == badge.startswith("▲") and ("down" in kind) == badge.startswith("▼")
-    assert reranked_ids[0] == "solar" and "photosynthesis" in reranked_ids[:3]
+    # The default fusion (relative 0.3/0.7, T=8) of the scores the page shows: photosynthesis stays
+    # first (0.97 against 0.56 in the first stage), the solar page the model prefers moves up.
+    from sidecar.config import Settings
+    from sidecar.search import fusion
+
+    settings = Settings()
+    by_id = {r["id"]: r for r in shown["reranked"]}
+    fused = fusion.fuse([r["score"] for r in shown["first_stage"][:WINDOW]],
+                        [by_id[i]["rerank_score"] for i in first_ids[:WINDOW]], method=settings.rerank_fusion,
+                        weights=settings.weight_pair, rank_constant=settings.rerank_rank_constant,
+                        temperature=settings.rerank_temperature)
+    assert reranked_ids == [first_ids[i] for i in fusion.order_by(fused)]
+    assert [by_id[i]["score"] for i in reranked_ids] == pytest.approx(sorted(fused, reverse=True))
+    assert reranked_ids.index("solar") < first_ids.index("solar")
 
     # The first stage is deterministic: the same request from outside the browser gives the same list.
     direct = requests.post(f"{sidecar_url}/v1/compare", json={
