@@ -6,7 +6,7 @@ The corpus is indexed (with embeddings) into --index first if that index is miss
 Modes: bm25, knn, hybrid, hybrid-rrf, and any of them with "+rerank" (e.g. bm25+rerank,
 hybrid+rerank:replace). Rerank modes go through the sidecar's real HTTP path: the stored
 template with {"rerank": true} sent to --sidecar (started here on a free port if not given).
-An optional ":fusion" suffix picks replace | linear | zscore | rrf | calibrated instead of the sidecar's default, and
+An optional ":fusion" suffix picks replace | linear | zscore | rrf | calibrated | relative instead of the sidecar's default, and
 ":passages" (max over passages) or ":passages-mean" (mean of the --passage-top-k best) scores
 long documents by passages (e.g. bm25+rerank:passages, hybrid+rerank:linear:passages-mean).
 On an engine that refuses the stored templates (Elasticsearch without lang-mustache) the same
