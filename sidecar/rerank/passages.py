@@ -139,11 +139,15 @@ def split(text: str, splitter: Splitter, *, max_tokens: int, overlap: int, max_p
     offsets = splitter.offsets(text)
     if len(offsets) <= max(max_tokens, whole_tokens):
         return [Passage(0, len(text), text)]
-    spans = _windows(text, offsets, splitter, max_tokens=max_tokens, overlap=overlap, verified=max_passages - 1)
+    verified = max_passages - 1
+    spans = _windows(text, offsets, splitter, max_tokens=max_tokens, overlap=overlap, verified=verified)
     if len(spans) > max_passages:
         keep = select_passages([_passage(text, offsets, a, b).text for a, b in spans], query, max_passages)
-        # A kept window past the verified ones is re-counted now (_fit is idempotent on the others).
-        spans = [(a, _fit(text, offsets, a, b, splitter, max_tokens)) for a, b in (spans[i] for i in keep)]
+        last = len(spans) - 1
+        # _windows fitted the first `verified` windows and the last; a kept one between is fitted now.
+        spans = [spans[i] if i < verified or i == last else (spans[i][0], _fit(text, offsets, *spans[i], splitter,
+                                                                                max_tokens))
+                 for i in keep]
     passages = [_passage(text, offsets, a, b) for a, b in spans]
     passages = [p for p in passages if p.text]
     return passages or [Passage(0, len(text), text)]
