@@ -107,12 +107,9 @@ def fuse(first: Sequence[float | None], rerank: Sequence[float], *, method: str,
     if method == "rrf":
         return [w_first / (rank_constant + a) + w_rerank / (rank_constant + b)
                 for a, b in zip(ranks(base), ranks(rerank))]
-    if method == "calibrated":
-        return [w_first * a + w_rerank * sigmoid(b / temperature)
-                for a, b in zip(rank_prior(base, rank_constant), rerank)]
-    if method == "relative":
-        return [w_first * a + w_rerank * sigmoid(b / temperature)
-                for a, b in zip(relative_to_top(base, rank_constant), rerank)]
+    if method in ("calibrated", "relative"):
+        prior = (rank_prior if method == "calibrated" else relative_to_top)(base, rank_constant)
+        return [w_first * a + w_rerank * sigmoid(b / temperature) for a, b in zip(prior, rerank)]
     raise ValueError(f"unknown fusion method {method!r}")
 
 
