@@ -78,25 +78,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="write every table and the leave-one-out choices as JSON")
 
 
-def cached_runs(cache: Path, queries: dict[str, str], stages: list[str]) -> dict | None:
-    """Every stage's cached list for every query, or None when something must still be fetched."""
+def cached_runs(cache: Path, queries: dict[str, str], stages: list[str],
+                *, listed_only: bool = False) -> tuple[dict[str, str], dict | None]:
+    """Return (queries, every stage's cached list for each of them), runs None when something must still be fetched.
+
+    listed_only (--cached-only): keep the queries every stage lists (a run made with --max-queries
+    has lists for those queries only), all of them when none is listed everywhere.
+    """
     from sidecar.experiments.robustness import load_json
 
-    runs = {}
-    for stage in stages:
-        run = load_json(cache / "runs" / f"{stage}.json") or {}
-        if any(q not in run for q in queries):
-            return None
-        runs[stage] = {q: [(d, s) for d, s in run[q]] for q in queries}
-    return runs
-
-
-def cached_queries(cache: Path, queries: dict[str, str], stages: list[str]) -> dict[str, str]:
-    """The queries whose lists every stage has on disk (--cached-only: the engine is not asked)."""
-    from sidecar.experiments.robustness import load_json
-
-    runs = [load_json(cache / "runs" / f"{stage}.json") or {} for stage in stages]
-    return {q: t for q, t in queries.items() if all(q in run for run in runs)}
+    loaded = {stage: load_json(cache / "runs" / f"{stage}.json") or {} for stage in stages}
+    if listed_only:
+        queries = {q: t for q, t in queries.items() if all(q in run for run in loaded.values())} or queries
+    if any(q not in run for run in loaded.values() for q in queries):
+        return queries, None
+    return queries, {stage: {q: [(d, s) for d, s in run[q]] for q in queries} for stage, run in loaded.items()}
 
 
 def first_stage_runs(client, index: str, queries: dict[str, str], embedder, depth: int, cache: Path,
@@ -399,9 +395,7 @@ def run(args: argparse.Namespace) -> int:
         index = f"beir-{dataset.name.lower()}" + ("-text" if text else "")
         # Every list on disk (the hybrid variants included): the engine is not asked, nothing is indexed.
         listed = ["bm25"] if text else [*FIRST_STAGES, DEFAULT_HYBRID, *HYBRID_VARIANTS]
-        if args.cached_only:  # a run made with --max-queries has lists for those queries only
-            queries = cached_queries(cache, queries, listed) or queries
-        runs = cached_runs(cache, queries, listed)
+        queries, runs = cached_runs(cache, queries, listed, listed_only=args.cached_only)
         if runs is None:
             if text:
                 stages = ["bm25"]
