@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -188,11 +189,18 @@ def select_passages(texts: list[str], query: str | None, limit: int) -> list[int
     if limit <= 1:
         return [0]
     terms = query_terms(query)
-    words = [set(_QUERY_WORD.findall(t.lower())) for t in texts]
-    present = [[any(w.startswith(term) for w in ws) for term in terms] for ws in words]
-    holding = [sum(p[j] for p in present) for j in range(len(terms))]
-    weight = [math.log(1 + len(texts) / h) if h else 0.0 for h in holding]
-    scores = [sum(w for w, hit in zip(weight, p) if hit) for p in present]
+    order = {term: j for j, term in enumerate(terms)}
+    lengths = sorted({len(term) for term in terms})
+    # A term occurs in a passage when it is the prefix of one of its words: the passage's word
+    # prefixes of the terms' lengths, intersected with the terms. That is linear in the text, not
+    # terms x words (a query of thousands of words against long documents must not cost minutes).
+    present = []
+    for text in texts:
+        prefixes = {w[:k] for w in set(_QUERY_WORD.findall(text.lower())) for k in lengths if k <= len(w)}
+        present.append(sorted(order.keys() & prefixes, key=order.__getitem__))
+    holding = Counter(term for found in present for term in found)
+    weight = {term: math.log(1 + len(texts) / h) for term, h in holding.items()}
+    scores = [sum(weight[term] for term in found) for found in present]
     if not any(scores[1:]):
         return [*range(limit - 1), len(texts) - 1]
     rest = sorted(range(1, len(texts)), key=lambda i: (-scores[i], i))[: limit - 1]

@@ -148,6 +148,22 @@ def test_select_passages_weighs_rare_query_words_and_ignores_stop_words():
     assert passages.select_passages(texts, "wing", 1) == [0]
 
 
+def test_select_passages_is_linear_in_the_text_for_a_query_of_thousands_of_words():
+    # Query text may be up to RESCORE_MAX_TEXT_CHARS; matching every term against every word cost
+    # ~15 s per long document here (a window of 50 of them: minutes of one worker's CPU).
+    import time
+
+    rng = random.Random(0)
+    words = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(4, 10)))
+             for _ in range(26000)]
+    texts = [" ".join(words[i:i + 180]) for i in range(0, 14000, 180)]  # 78 passages of the first 14,000
+    query = " ".join(words[13500:])  # 12,500 words; those the text holds fill passages 75-77
+    started = time.perf_counter()
+    kept = passages.select_passages(texts, query, 8)
+    assert time.perf_counter() - started < 2.0
+    assert len(kept) == 8 and kept[0] == 0 and {75, 76, 77} <= set(kept)
+
+
 def test_aggregate_max_mean_and_unscored_passages():
     assert aggregate([1.0, 3.0, 2.0], "max", 2) == (3.0, 1)
     assert aggregate([1.0, 3.0, 2.0], "mean", 2) == (2.5, 1)
